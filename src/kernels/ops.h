@@ -1,0 +1,52 @@
+// Model-agnostic f32 ops. Every op works on raw row-major buffers with explicit sizes, so the
+// same op serves any family. ref/ holds the scalar oracle with identical signatures (namespace
+// lumen::ref) that tests compare against; cpu/ holds the fast versions (namespace lumen::ops).
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace lumen {
+
+// Which positions a query may attend to. All fields optional; combined with AND.
+struct AttentionMask {
+  bool causal = false;                 // key j visible to query i only if j <= i + causal_offset
+  int64_t causal_offset = 0;           // = Lk - Lq when queries are the last Lq positions
+  const int64_t* key_keep = nullptr;   // [Lk] 1 = attend, 0 = padding (HF attention_mask row)
+  const float* additive = nullptr;     // [Lq, Lk] added to the scores before softmax
+};
+
+#define LUMEN_OPS_DECLARATIONS                                                                     \
+  /* C[M,N] = alpha * op(A) @ op(B) + beta * C; row-major; op = transpose when trans_*. */          \
+  void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, \
+            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);           \
+  /* y[M,N] = x[M,K] @ W[N,K]^T + bias[N] (nn.Linear layout); bias may be null. */                  \
+  void linear(const float* x, int64_t M, int64_t K, const float* W, int64_t N, const float* bias,   \
+              float* y);                                                                            \
+  /* y = (x - mean) / sqrt(var + eps) * gamma + beta per row of `dim`; gamma/beta may be null. */   \
+  void layer_norm(const float* x, int64_t rows, int64_t dim, const float* gamma, const float* beta, \
+                  float eps, float* y);                                                             \
+  void gelu_erf(float* x, int64_t n);                                                               \
+  void gelu_tanh(float* x, int64_t n);                                                              \
+  void quick_gelu(float* x, int64_t n); /* x * sigmoid(1.702 x) */                                 \
+  void softmax_rows(float* x, int64_t rows, int64_t cols);                                          \
+  /* y[i] += x[i] */                                                                                \
+  void add_inplace(float* y, const float* x, int64_t n);                                            \
+  void l2_normalize_rows(float* x, int64_t rows, int64_t dim);                                      \
+  /* Scaled dot-product attention for one sequence, all heads. q: [Lq, heads*head_dim] rows of    \
+     stride q_stride (floats); k, v: [Lk, ...] likewise; out: [Lq, heads*head_dim]. */              \
+  void attention(const float* q, int64_t q_stride, const float* k, int64_t k_stride, const float* v, \
+                 int64_t v_stride, int64_t Lq, int64_t Lk, int64_t heads, int64_t head_dim,         \
+                 float scale, const AttentionMask& mask, float* out, int64_t out_stride);
+
+namespace ops {
+LUMEN_OPS_DECLARATIONS
+// out[i, :] = table[ids[i], :]; table may be F32/F16/BF16; ids checked against the table rows.
+void embedding(const Tensor& table, const int64_t* ids, int64_t n, float* out);
+}  // namespace ops
+
+namespace ref {
+LUMEN_OPS_DECLARATIONS
+}  // namespace ref
+
+}  // namespace lumen

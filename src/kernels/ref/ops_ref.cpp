@@ -1,0 +1,125 @@
+// Scalar reference ops: the oracle for kernel tests. Clarity over speed; double accumulators.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/ops.h"
+
+namespace lumen::ref {
+
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      double acc = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        float a = trans_a ? A[k * lda + i] : A[i * lda + k];
+        float b = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+        acc += static_cast<double>(a) * b;
+      }
+      float prev = beta == 0.f ? 0.f : beta * C[i * ldc + j];
+      C[i * ldc + j] = static_cast<float>(alpha * acc) + prev;
+    }
+  }
+}
+
+void linear(const float* x, int64_t M, int64_t K, const float* W, int64_t N, const float* bias, float* y) {
+  gemm(false, true, M, N, K, 1.f, x, K, W, K, 0.f, y, N);
+  if (bias)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) y[i * N + j] += bias[j];
+}
+
+void layer_norm(const float* x, int64_t rows, int64_t dim, const float* gamma, const float* beta, float eps,
+                float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < dim; ++i) mean += xr[i];
+    mean /= static_cast<double>(dim);
+    for (int64_t i = 0; i < dim; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+    var /= static_cast<double>(dim);
+    double inv = 1.0 / std::sqrt(var + eps);
+    for (int64_t i = 0; i < dim; ++i) {
+      double v = (xr[i] - mean) * inv;
+      if (gamma) v *= gamma[i];
+      if (beta) v += beta[i];
+      y[r * dim + i] = static_cast<float>(v);
+    }
+  }
+}
+
+void gelu_erf(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(0.5 * x[i] * (1.0 + std::erf(x[i] / std::sqrt(2.0))));
+}
+
+void gelu_tanh(float* x, int64_t n) {
+  const double c = std::sqrt(2.0 / M_PI);
+  for (int64_t i = 0; i < n; ++i) {
+    double v = x[i];
+    x[i] = static_cast<float>(0.5 * v * (1.0 + std::tanh(c * (v + 0.044715 * v * v * v))));
+  }
+}
+
+void quick_gelu(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(x[i] / (1.0 + std::exp(-1.702 * x[i])));
+}
+
+void softmax_rows(float* x, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* xr = x + r * cols;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < cols; ++i) mx = std::max(mx, xr[i]);
+    if (mx == -std::numeric_limits<float>::infinity()) {  // fully masked row
+      for (int64_t i = 0; i < cols; ++i) xr[i] = 0.f;
+      continue;
+    }
+    double sum = 0;
+    for (int64_t i = 0; i < cols; ++i) sum += std::exp(static_cast<double>(xr[i]) - mx);
+    for (int64_t i = 0; i < cols; ++i) xr[i] = static_cast<float>(std::exp(static_cast<double>(xr[i]) - mx) / sum);
+  }
+}
+
+void add_inplace(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void l2_normalize_rows(float* x, int64_t rows, int64_t dim) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double s = 0;
+    for (int64_t i = 0; i < dim; ++i) s += static_cast<double>(x[r * dim + i]) * x[r * dim + i];
+    double inv = 1.0 / std::sqrt(s);
+    for (int64_t i = 0; i < dim; ++i) x[r * dim + i] = static_cast<float>(x[r * dim + i] * inv);
+  }
+}
+
+void attention(const float* q, int64_t q_stride, const float* k, int64_t k_stride, const float* v,
+               int64_t v_stride, int64_t Lq, int64_t Lk, int64_t heads, int64_t head_dim, float scale,
+               const AttentionMask& mask, float* out, int64_t out_stride) {
+  std::vector<float> s(static_cast<size_t>(Lk));
+  const float ninf = -std::numeric_limits<float>::infinity();
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t i = 0; i < Lq; ++i) {
+      for (int64_t j = 0; j < Lk; ++j) {
+        bool visible = (!mask.causal || j <= i + mask.causal_offset) && (!mask.key_keep || mask.key_keep[j]);
+        if (!visible) {
+          s[j] = ninf;
+          continue;
+        }
+        double acc = 0;
+        for (int64_t d = 0; d < head_dim; ++d)
+          acc += static_cast<double>(q[i * q_stride + h * head_dim + d]) * k[j * k_stride + h * head_dim + d];
+        s[j] = static_cast<float>(acc * scale) + (mask.additive ? mask.additive[i * Lk + j] : 0.f);
+      }
+      softmax_rows(s.data(), 1, Lk);
+      for (int64_t d = 0; d < head_dim; ++d) {
+        double acc = 0;
+        for (int64_t j = 0; j < Lk; ++j) acc += static_cast<double>(s[j]) * v[j * v_stride + h * head_dim + d];
+        out[i * out_stride + h * head_dim + d] = static_cast<float>(acc);
+      }
+    }
+  }
+}
+
+}  // namespace lumen::ref

@@ -1,0 +1,17 @@
+#include <gtest/gtest.h>
+
+#include "core/half.h"
+#include "core/tensor.h"
+
+namespace lumen {
+TEST(Tensor, ZerosAndReshape) {
+  Tensor t = Tensor::zeros({2, 3});
+  EXPECT_EQ(t.numel(), 6);
+  EXPECT_EQ(t.reshape({3, 2}).dim(0), 3);
+  EXPECT_THROW(t.reshape({4, 2}), Error);
+}
+TEST(Half, RoundTrip) {
+  for (float f : {0.f, 1.f, -2.5f, 65504.f, 6.1035156e-05f, 5.9604645e-08f}) EXPECT_EQ(f16_to_f32(f32_to_f16(f)), f);
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.5f)), 1.5f);
+}
+}  // namespace lumen

@@ -67,8 +67,8 @@ std::string clip_with_edited_weights(const std::string& name,
 }
 
 TEST(Families, MissingTensorIsNamed) {
-  std::string dir = clip_with_edited_weights("missing", [](auto& t) {
-    t.erase(std::remove_if(t.begin(), t.end(), [](auto& p) { return p.first == "visual_projection.weight"; }), t.end());
+  std::string dir = clip_with_edited_weights("missing", [](std::vector<std::pair<std::string, Tensor>>& t) {
+    t.erase(std::remove_if(t.begin(), t.end(), [](const std::pair<std::string, Tensor>& p) { return p.first == "visual_projection.weight"; }), t.end());
   });
   try {
     load_model(dir);
@@ -79,7 +79,7 @@ TEST(Families, MissingTensorIsNamed) {
 }
 
 TEST(Families, WrongShapeIsNamed) {
-  std::string dir = clip_with_edited_weights("wrong_shape", [](auto& t) {
+  std::string dir = clip_with_edited_weights("wrong_shape", [](std::vector<std::pair<std::string, Tensor>>& t) {
     for (auto& [n, x] : t)
       if (n == "vision_model.embeddings.patch_embedding.weight") x = Tensor::zeros({32, 3, 4, 4});
   });
@@ -95,7 +95,7 @@ TEST(Families, WrongShapeIsNamed) {
 
 TEST(Families, Fp16CheckpointLoadsAndAgrees) {
   // Half-precision storage: converted on load; results within f16 rounding of the f32 model.
-  std::string dir = clip_with_edited_weights("f16", [](auto& t) {
+  std::string dir = clip_with_edited_weights("f16", [](std::vector<std::pair<std::string, Tensor>>& t) {
     for (auto& [n, x] : t) {
       if (x.dtype() != DType::F32 || x.ndim() == 0) continue;
       Tensor h = Tensor::zeros(DType::F16, x.shape());

@@ -1,23 +1,148 @@
 #include "runtime/verify_parts.h"
 
+#include <filesystem>
+
+#include "formats/json_config.h"
+#include "formats/safetensors.h"
+#include "text/tokenizer.h"
+#include "vision/image_processor.h"
+
 namespace lumen {
 
-// Placeholder until the tokenizer and image-processor components land: reported as SKIP.
-CaseResult run_tokenizer_group(const std::string&, const nlohmann::json& record) {
+using nlohmann::json;
+
+namespace {
+
+// Loads the tokenizer as the fixture's reference was built (FORMAT.md section 7):
+// tokenizer.json with tokenizers' from_file; the vocab-file kinds as transformers reads a dir.
+Tokenizer load_fixture_tokenizer(const std::string& dir, const std::string& kind) {
+  if (kind == "tokenizer.json") return Tokenizer::from_file(dir + "/tokenizer.json");
+  return Tokenizer::from_dir(dir);  // clip_bpe_gz, bpe_vocab_merges, wordpiece_vocab
+}
+
+bool tokenizer_kind_supported(const std::string& kind) {
+  return kind == "tokenizer.json" || kind == "clip_bpe_gz" || kind == "bpe_vocab_merges" || kind == "wordpiece_vocab";
+}
+
+std::string ids_str(const std::vector<int64_t>& ids) {
+  std::string s = "[";
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? ", " : "") + std::to_string(ids[i]);
+  return s + "]";
+}
+
+// The first difference between two id lists, described for a human.
+std::string first_difference(const std::vector<int64_t>& got, const std::vector<int64_t>& want) {
+  size_t i = 0;
+  while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
+  if (i == got.size() && i == want.size()) return "";
+  auto at = [](const std::vector<int64_t>& v, size_t k) { return k < v.size() ? std::to_string(v[k]) : "<end>"; };
+  return "token " + std::to_string(i) + ": got " + at(got, i) + ", expected " + at(want, i);
+}
+
+}  // namespace
+
+CaseResult run_tokenizer_group(const std::string& root, const json& record) {
   CaseResult r;
-  r.name = "tokenizer:" + record.value("name", std::string("?"));
+  const std::string name = record.value("name", std::string("?"));
+  const std::string kind = record.value("kind", std::string("?"));
+  r.name = "tokenizer:" + name;
   r.group = "tokenizer";
-  r.status = CaseStatus::Skip;
-  r.message = "tokenizer kind not supported yet";
+  if (!tokenizer_kind_supported(kind)) {
+    r.status = CaseStatus::Skip;
+    r.message = "tokenizer kind '" + kind + "' not supported yet";
+    return r;
+  }
+  try {
+    const std::string dir = root + "/tokenizers/" + name;
+    const std::string cases_path = root + "/" + record.value("cases_file", "tokenizers/" + name + "/cases.json");
+    json cases = JsonView::load_file(cases_path);
+    LUMEN_CHECK(cases.contains("cases") && cases["cases"].is_array(), cases_path, ": no 'cases' list");
+    Tokenizer tok = load_fixture_tokenizer(dir, kind);
+    TensorCheck ids_check{"ids (with and without specials)", 0, 0, true, ""};
+    TensorCheck decode_check{"decode (with and without skipping specials)", 0, 0, true, ""};
+    size_t n = 0, bad_ids = 0, bad_decode = 0;
+    for (const auto& c : cases["cases"]) {
+      ++n;
+      const std::string text = c.value("text", std::string());
+      for (bool special : {true, false}) {
+        const char* key = special ? "ids_with_special" : "ids_no_special";
+        if (!c.contains(key)) continue;
+        std::vector<int64_t> want = c[key].get<std::vector<int64_t>>();
+        std::vector<int64_t> got = tok.encode(text, special).ids;
+        if (got != want) {
+          ++bad_ids;
+          if (ids_check.pass)
+            ids_check.note = "case " + std::to_string(n - 1) + " " + json(text).dump() + " (" + key +
+                             "): " + first_difference(got, want) + "; got " + ids_str(got);
+          ids_check.pass = false;
+        }
+      }
+      if (c.contains("ids_with_special")) {
+        std::vector<int64_t> ids = c["ids_with_special"].get<std::vector<int64_t>>();
+        for (bool skip : {false, true}) {
+          const char* key = skip ? "decode_skip_special" : "decode_with_special";
+          if (!c.contains(key)) continue;
+          std::string got = tok.decode(ids, skip);
+          if (got != c[key].get<std::string>()) {
+            ++bad_decode;
+            if (decode_check.pass)
+              decode_check.note = "case " + std::to_string(n - 1) + " (" + key + "): got " +
+                                  json(got).dump(-1, ' ', false, json::error_handler_t::replace) + ", expected " +
+                                  c[key].dump();
+            decode_check.pass = false;
+          }
+        }
+      }
+    }
+    ids_check.max_abs = static_cast<double>(bad_ids);
+    decode_check.max_abs = static_cast<double>(bad_decode);
+    r.checks = {ids_check, decode_check};
+    r.status = ids_check.pass && decode_check.pass ? CaseStatus::Pass : CaseStatus::Fail;
+    r.message = std::to_string(n) + " strings";
+  } catch (const std::exception& e) {
+    r.status = CaseStatus::Fail;
+    r.message = e.what();
+  }
   return r;
 }
 
-CaseResult run_preprocess_entry(const std::string&, const nlohmann::json& entry, const nlohmann::json&) {
+CaseResult run_preprocess_entry(const std::string& root, const json& entry, const json& section) {
   CaseResult r;
-  r.name = "preprocess:" + entry.value("name", std::string("?"));
+  const std::string name = entry.value("name", std::string("?"));
+  const std::string proc = entry.value("processor", std::string("?"));
+  r.name = "preprocess:" + name;
   r.group = "preprocess";
-  r.status = CaseStatus::Skip;
-  r.message = "processor not supported yet";
+  if (!entry.contains("expected") || !entry["expected"].is_string()) {
+    r.status = CaseStatus::Skip;
+    r.message = "no expected tensors in this fixture (" + entry.value("skipped", std::string("not generated")) + ")";
+    return r;
+  }
+  try {
+    std::string config = root + "/preprocess/" + proc + "/preprocessor_config_slow.json";
+    if (section.contains("processors") && section["processors"].contains(proc)) {
+      const json& p = section["processors"][proc];
+      if (p.contains("configs") && p["configs"].contains("slow") && p["configs"]["slow"].is_string())
+        config = root + "/" + p["configs"]["slow"].get<std::string>();
+    }
+    ImageProcessor ip = ImageProcessor::from_file(config);
+    if (!ip.supported()) {
+      r.status = CaseStatus::Skip;
+      r.message = ip.unsupported_reason();
+      return r;
+    }
+    auto expected = SafetensorsFile::open(root + "/" + entry["expected"].get<std::string>());
+    LUMEN_CHECK(expected->has("pixel_values_slow"), "expected file has no pixel_values_slow");
+    Tensor want = expected->get("pixel_values_slow");
+    Tensor got = ip.preprocess_file(root + "/" + entry.at("image").get<std::string>());
+    r.checks.push_back(compare_tensors("pixel_values", got, want, entry.value("atol", 1e-4), entry.value("rtol", 0.0)));
+    r.status = r.checks.back().pass ? CaseStatus::Pass : CaseStatus::Fail;
+  } catch (const UnsupportedImageProcessor& e) {
+    r.status = CaseStatus::Skip;
+    r.message = e.what();
+  } catch (const std::exception& e) {
+    r.status = CaseStatus::Fail;
+    r.message = e.what();
+  }
   return r;
 }
 

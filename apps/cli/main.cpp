@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help/--version print and exit 0; every usage error exits 2 (CLI11 uses its own codes).
+    return app.exit(e) == 0 ? 0 : 2;
   }
   for (auto& [sub, run] : runners) {
     if (!sub->parsed()) continue;

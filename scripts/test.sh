@@ -31,7 +31,7 @@ if [ "${LUMEN_SKIP_FUZZ:-0}" != 1 ]; then
     corpus=$(mktemp -d)
     [ -d "fuzz/corpus/$name" ] && cp -r "fuzz/corpus/$name/." "$corpus/"
     echo "-- $name"
-    "$f" -max_total_time="${LUMEN_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$f" -max_total_time="${LUMEN_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ \
       "$corpus" > "build-fuzz/$name.log" 2>&1 || { tail -n 40 "build-fuzz/$name.log"; exit 1; }
     tail -n 1 "build-fuzz/$name.log"
     rm -rf "$corpus"

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -58,16 +59,28 @@ std::string read_file(const std::string& path) {
 }
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail(tmp, ": cannot create: ", std::strerror(errno));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) {
+  // Unique per process and call, so concurrent writers never share a temporary file.
+  static std::atomic<uint64_t> counter{0};
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail(tmp, ": cannot create: ", std::strerror(errno));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = errno;
+      ::close(fd);
       std::remove(tmp.c_str());
-      fail(tmp, ": write failed (disk full?)");
+      fail(tmp, ": write failed: ", n < 0 ? std::strerror(e) : "no space written");
     }
+    done += static_cast<size_t>(n);
+  }
+  // Data reaches the disk before the rename makes it visible: a crash leaves old or new, whole.
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    int e = errno;
+    std::remove(tmp.c_str());
+    fail(tmp, ": write failed: ", std::strerror(e));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;

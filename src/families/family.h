@@ -20,7 +20,7 @@ struct MakeTinyOptions {
   uint64_t seed = 0;
   std::string arch = "tiny";     // size preset; families list theirs (e.g. "vit-b-32")
   int64_t vocab_size = 0;        // from the tokenizer the caller writes; 0 = family default
-  nlohmann::json token_ids;      // special ids the tokenizer defines (bos, eos, pad), may be empty
+  nlohmann::json token_ids = nlohmann::json::object();  // special ids of the tokenizer (bos, eos, pad)
 };
 
 // Loaded model. Capabilities are separate interfaces (DualEncoder below; generators later).

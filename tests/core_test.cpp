@@ -15,3 +15,19 @@ TEST(Half, RoundTrip) {
   EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.5f)), 1.5f);
 }
 }  // namespace lumen
+
+#include "core/threads.h"
+namespace lumen {
+TEST(Threads, ResizeAfterWorkRunsEveryChunkOnce) {
+  // Regression: workers added after a parallel region must not rerun the previous job.
+  for (int n : {1, 2, 3, 2, 1, 2}) {
+    set_num_threads(n);
+    std::vector<int> hits(1000, 0);
+    parallel_for(1000, [&](int64_t a, int64_t b) {
+      for (int64_t i = a; i < b; ++i) hits[static_cast<size_t>(i)]++;
+    });
+    for (int h : hits) ASSERT_EQ(h, 1);
+  }
+  set_num_threads(2);
+}
+}  // namespace lumen

@@ -34,10 +34,11 @@ void Linear::visit(const ParamScope& s, int64_t in_features, int64_t out_feature
   out = out_features;
   s("weight", {out, in}, Init::Matrix, &weight);
   if (has_bias) s("bias", {out}, Init::Bias, &bias);
+  packed = ops::pack_linear(weight);
 }
 
 void Linear::forward(const float* x, int64_t M, float* y) const {
-  ops::linear(x, M, in, weight.data<float>(), out, bias.defined() && bias.numel() ? bias.data<float>() : nullptr, y);
+  ops::linear_packed(x, M, packed, bias.defined() ? bias.data<float>() : nullptr, y);
 }
 
 Tensor Linear::forward(const Tensor& x) const {

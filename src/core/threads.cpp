@@ -25,7 +25,9 @@ class Pool {
     stop();
     n_ = n;
     quit_ = false;
-    for (int i = 1; i < n_; ++i) workers_.emplace_back([this, i] { loop(i); });
+    // New workers must not mistake the last finished job for a new one: they start from the
+    // current generation.
+    for (int i = 1; i < n_; ++i) workers_.emplace_back([this, i, g = generation_] { loop(i, g); });
   }
 
   void run(int chunks, const std::function<void(int)>& job) {
@@ -47,9 +49,8 @@ class Pool {
   }
 
  private:
-  void loop(int index) {
+  void loop(int index, uint64_t seen) {
     t_in_worker = true;
-    uint64_t seen = 0;
     for (;;) {
       const std::function<void(int)>* job;
       int chunks;

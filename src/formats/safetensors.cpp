@@ -188,7 +188,10 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::parse(const uint8_t* data, siz
   // no trailing bytes. Every file written by HF's writers satisfies this.
   std::vector<std::pair<std::pair<size_t, size_t>, const std::string*>> order;
   for (const auto& [name, e] : f->entries_) order.push_back({{e.begin, e.end}, &name});
-  std::sort(order.begin(), order.end());
+  // Ties broken by name, not by pointer, so the error names the same pair on every run.
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : *a.second < *b.second;
+  });
   size_t covered = 0;
   const std::string* prev = nullptr;
   for (const auto& [range, name] : order) {

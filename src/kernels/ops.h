@@ -3,6 +3,7 @@
 // lumen::ref) that tests compare against; cpu/ holds the fast versions (namespace lumen::ops).
 #pragma once
 #include <cstdint>
+#include <memory>
 
 #include "core/tensor.h"
 
@@ -29,6 +30,7 @@ struct AttentionMask {
   void gelu_erf(float* x, int64_t n);                                                               \
   void gelu_tanh(float* x, int64_t n);                                                              \
   void quick_gelu(float* x, int64_t n); /* x * sigmoid(1.702 x) */                                 \
+  void silu(float* x, int64_t n);       /* x * sigmoid(x) */                                        \
   void softmax_rows(float* x, int64_t rows, int64_t cols);                                          \
   /* y[i] += x[i] */                                                                                \
   void add_inplace(float* y, const float* x, int64_t n);                                            \
@@ -39,8 +41,33 @@ struct AttentionMask {
                  int64_t v_stride, int64_t Lq, int64_t Lk, int64_t heads, int64_t head_dim,         \
                  float scale, const AttentionMask& mask, float* out, int64_t out_stride);
 
+// A linear weight W [N, K] (nn.Linear layout) packed once, at load time, into the GEMM's panel
+// layout (src/kernels/cpu/gemm_kernel.h), so linear_packed skips the per-call packing of W.
+// Copies share the packed buffer (read-only after pack_linear).
+struct PackedWeight {
+  int64_t N = 0, K = 0;
+  std::shared_ptr<float> data;  // K * round_up(N, 16) floats, 64-byte aligned
+  bool empty() const { return data == nullptr; }
+};
+
 namespace ops {
 LUMEN_OPS_DECLARATIONS
+// Packs W [N, K] (f32, or a 2-D F32/F16/BF16 tensor) for linear_packed.
+PackedWeight pack_linear(const float* W, int64_t N, int64_t K);
+PackedWeight pack_linear(const Tensor& W);
+// y[M, N] = x[M, K] @ W^T + bias[N] with W packed by pack_linear; bias may be null. Same
+// result as linear() up to float rounding. Faster than linear() for M ~ 6..100 (no packing
+// of W per call: 1.2-1.9x), the same for larger M and for decode (memory bound).
+void linear_packed(const float* x, int64_t M, const PackedWeight& w, const float* bias, float* y);
+// out[0, numel) = t converted to f32 (t: F32, F16 or BF16; F16 via F16C). Parallel when large.
+void convert_to_f32(const Tensor& t, float* out);
+void convert_f16_to_f32(const uint16_t* src, float* dst, int64_t n);
+void convert_bf16_to_f32(const uint16_t* src, float* dst, int64_t n);
+// Which GEMM gemm()/linear() use. Auto = the measured per-shape dispatch in cpu/gemm.cpp;
+// the others force one side (benchmarks and tests). Process-wide.
+enum class GemmBackend { Auto, Lumen, OpenBlas };
+void set_gemm_backend(GemmBackend backend);
+GemmBackend gemm_backend();
 // out[i, :] = table[ids[i], :]; table may be F32/F16/BF16; ids checked against the table rows.
 void embedding(const Tensor& table, const int64_t* ids, int64_t n, float* out);
 }  // namespace ops

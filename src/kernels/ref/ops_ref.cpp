@@ -51,19 +51,25 @@ void layer_norm(const float* x, int64_t rows, int64_t dim, const float* gamma, c
 }
 
 void gelu_erf(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(0.5 * x[i] * (1.0 + std::erf(x[i] / std::sqrt(2.0))));
+  // 1 + erf(z) == erfc(-z): no cancellation for negative x, even in double.
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(0.5 * x[i] * std::erfc(-x[i] / std::sqrt(2.0)));
 }
 
 void gelu_tanh(float* x, int64_t n) {
   const double c = std::sqrt(2.0 / M_PI);
   for (int64_t i = 0; i < n; ++i) {
     double v = x[i];
-    x[i] = static_cast<float>(0.5 * v * (1.0 + std::tanh(c * (v + 0.044715 * v * v * v))));
+    // 0.5 v (1 + tanh(u)) == v / (1 + e^(-2u)), free of cancellation for negative v.
+    x[i] = static_cast<float>(v / (1.0 + std::exp(-2.0 * c * (v + 0.044715 * v * v * v))));
   }
 }
 
 void quick_gelu(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(x[i] / (1.0 + std::exp(-1.702 * x[i])));
+}
+
+void silu(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(x[i] / (1.0 + std::exp(-static_cast<double>(x[i]))));
 }
 
 void softmax_rows(float* x, int64_t rows, int64_t cols) {

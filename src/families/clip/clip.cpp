@@ -7,7 +7,7 @@
 #include "blocks/text_transformer.h"
 #include "blocks/vit.h"
 #include "families/family.h"
-#include "families/make_tiny_util.h"
+#include "families/family_util.h"
 #include "formats/json_config.h"
 
 namespace lumen {
@@ -128,28 +128,14 @@ class ClipModel : public DualEncoder {
     // the un-projected pooled states are kept under *_pooled for --dump-tensors.
     out["vision_last_hidden_state"] = v_last;
     out["vision_pooled"] = v_pool;
-    out["vision_pooler_output"] = img.clone();
+    out["vision_pooler_output"] = img;
     out["text_last_hidden_state"] = t_last;
     out["text_pooled"] = t_pool;
-    out["text_pooler_output"] = txt.clone();
-    ops::l2_normalize_rows(img.data<float>(), img.dim(0), img.dim(1));
-    ops::l2_normalize_rows(txt.data<float>(), txt.dim(0), txt.dim(1));
-    out["image_embeds"] = img;
-    out["text_embeds"] = txt;
-    add_contrastive_logits(out, img, txt, logit_scale(), 0.f);
+    out["text_pooler_output"] = txt;
+    add_contrastive_outputs(out, img, txt, logit_scale(), 0.f);
     return out;
   }
 };
-
-std::unique_ptr<Model> load_clip(const std::string& dir) {
-  auto m = std::make_unique<ClipModel>();
-  std::string path = dir + "/config.json";
-  m->cfg = ClipConfig::from_hf(JsonView::load_file(path), path);
-  TensorStore store = TensorStore::open(dir);
-  LoadVisitor loader(store);
-  m->visit(loader);
-  return m;
-}
 
 nlohmann::json clip_tiny_config(const MakeTinyOptions& o) {
   // Presets: "tiny" for tests and demos; the benchmark architectures of OpenAI's releases.
@@ -202,7 +188,7 @@ FamilySpec clip_family() {
   f.model_types = {"clip"};
   f.architectures = {"CLIPModel"};
   f.tiny_archs = {"tiny", "vit-b-32", "vit-b-16", "vit-l-14", "vit-l-14-336"};
-  f.load = load_clip;
+  f.load = load_checkpoint_model<ClipModel>;
   f.run_fixture = [](const Model& m, const std::string& task, const TensorMap& in, const nlohmann::json&) {
     return dual_encoder_fixture(m, task, in);
   };

@@ -10,7 +10,7 @@
 #include "blocks/text_transformer.h"
 #include "blocks/vit.h"
 #include "families/family.h"
-#include "families/make_tiny_util.h"
+#include "families/family_util.h"
 #include "formats/json_config.h"
 
 namespace lumen {
@@ -156,25 +156,10 @@ class SiglipModel : public DualEncoder {
     out["vision_pooler_output"] = v_pool;
     out["text_last_hidden_state"] = t_last;
     out["text_pooler_output"] = t_pool;
-    Tensor img = v_pool.clone(), txt = t_pool.clone();
-    ops::l2_normalize_rows(img.data<float>(), img.dim(0), img.dim(1));
-    ops::l2_normalize_rows(txt.data<float>(), txt.dim(0), txt.dim(1));
-    out["image_embeds"] = img;
-    out["text_embeds"] = txt;
-    add_contrastive_logits(out, img, txt, logit_scale(), logit_bias());
+    add_contrastive_outputs(out, v_pool, t_pool, logit_scale(), logit_bias());
     return out;
   }
 };
-
-std::unique_ptr<Model> load_siglip(const std::string& dir) {
-  auto m = std::make_unique<SiglipModel>();
-  std::string path = dir + "/config.json";
-  m->cfg = SiglipConfig::from_hf(JsonView::load_file(path), path);
-  TensorStore store = TensorStore::open(dir);
-  LoadVisitor loader(store);
-  m->visit(loader);
-  return m;
-}
 
 void make_tiny_siglip(const MakeTinyOptions& o) {
   struct Preset { int64_t d, l, h, m, patch, image; };
@@ -215,7 +200,7 @@ FamilySpec siglip_family() {
   f.model_types = {"siglip"};
   f.architectures = {"SiglipModel"};
   f.tiny_archs = {"tiny", "base-patch16-224"};
-  f.load = load_siglip;
+  f.load = load_checkpoint_model<SiglipModel>;
   f.run_fixture = [](const Model& m, const std::string& task, const TensorMap& in, const nlohmann::json&) {
     return dual_encoder_fixture(m, task, in);
   };

@@ -1,4 +1,4 @@
-#include "families/make_tiny_util.h"
+#include "families/family_util.h"
 
 #include <sys/stat.h>
 
@@ -19,8 +19,13 @@ void write_checkpoint(const std::string& dir, const nlohmann::json& config, cons
   write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}, {"writer", "lumen make-tiny"}});
 }
 
-void add_contrastive_logits(TensorMap& out, const Tensor& image_embeds, const Tensor& text_embeds, float scale,
-                            float bias) {
+void add_contrastive_outputs(TensorMap& out, const Tensor& image_features, const Tensor& text_features, float scale,
+                             float bias) {
+  Tensor image_embeds = image_features.clone(), text_embeds = text_features.clone();
+  ops::l2_normalize_rows(image_embeds.data<float>(), image_embeds.dim(0), image_embeds.dim(1));
+  ops::l2_normalize_rows(text_embeds.data<float>(), text_embeds.dim(0), text_embeds.dim(1));
+  out["image_embeds"] = image_embeds;
+  out["text_embeds"] = text_embeds;
   const int64_t I = image_embeds.dim(0), T = text_embeds.dim(0), P = image_embeds.dim(1);
   Tensor per_text = Tensor::zeros({T, I});
   ops::gemm(false, true, T, I, P, scale, text_embeds.data<float>(), P, image_embeds.data<float>(), P, 0.f,

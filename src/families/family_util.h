@@ -1,0 +1,39 @@
+// Shared helpers for families: loading and writing checkpoint directories, contrastive outputs.
+#pragma once
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+#include "blocks/params.h"
+#include "families/family.h"
+#include "formats/json_config.h"
+#include "formats/safetensors.h"
+
+namespace lumen {
+
+// Writes config.json, model.safetensors and (when non-null) preprocessor_config.json into dir
+// (created if missing). Files are replaced atomically.
+void write_checkpoint(const std::string& dir, const nlohmann::json& config, const nlohmann::json& preprocessor,
+                      const std::vector<std::pair<std::string, Tensor>>& tensors);
+
+// From the projected (unnormalised) features: image_embeds / text_embeds (L2-normalised) and
+// logits_per_text [T, I] = scale * text @ image^T + bias, logits_per_image its transpose.
+void add_contrastive_outputs(TensorMap& out, const Tensor& image_features, const Tensor& text_features, float scale,
+                             float bias);
+
+// Reads dir/config.json into Model::cfg (Config::from_hf) and loads every tensor Model::visit names.
+template <typename ModelT>
+std::unique_ptr<Model> load_checkpoint_model(const std::string& dir) {
+  auto m = std::make_unique<ModelT>();
+  const std::string path = dir + "/config.json";
+  m->cfg = decltype(m->cfg)::from_hf(JsonView::load_file(path), path);
+  TensorStore store = TensorStore::open(dir);
+  LoadVisitor loader(store);
+  m->visit(loader);
+  return m;
+}
+
+}  // namespace lumen

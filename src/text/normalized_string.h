@@ -15,12 +15,11 @@
 #include <utility>
 #include <vector>
 
+#include "text/encoding.h"
 #include "text/regex.h"
 #include "text/unicode.h"
 
 namespace lumen::text {
-
-using Offsets = std::pair<size_t, size_t>;
 
 // What happens to the delimiter when splitting on a pattern, e.g. on '-' in
 // "the-final--countdown": Removed [the, final, countdown]; Isolated [the, -, final, -, -,
@@ -96,21 +95,6 @@ struct Token {
   uint32_t id = 0;
   std::string value;
   Offsets offsets;  // bytes within the piece it was made from
-};
-
-// Output of one encode: parallel arrays, one entry per token.
-struct Encoding {
-  std::vector<int64_t> ids;
-  std::vector<std::string> tokens;
-  std::vector<Offsets> offsets;         // character offsets into the input text
-  std::vector<int64_t> type_ids;
-  std::vector<int64_t> special_tokens_mask;
-  std::vector<int64_t> attention_mask;
-  std::vector<int64_t> word_ids;        // -1 for tokens not from a word (specials)
-
-  size_t size() const { return ids.size(); }
-  void append(const Encoding& other);
-  void truncate(size_t max_len);  // keeps the first max_len tokens
 };
 
 class PreTokenizedString {

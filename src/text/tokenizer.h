@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "text/normalized_string.h"
+#include "text/encoding.h"
 
 namespace lumen {
 

@@ -52,17 +52,6 @@ std::string Decoder::decode(std::vector<std::string> tokens) const {
 
 namespace {
 
-std::string replace_all(std::string s, std::string_view from, std::string_view to) {
-  if (from.empty()) return s;
-  std::string out;
-  size_t pos = 0;
-  for (size_t hit; (hit = s.find(from, pos)) != std::string::npos; pos = hit + from.size()) {
-    out.append(s, pos, hit - pos);
-    out.append(to);
-  }
-  out.append(s, pos, std::string::npos);
-  return out;
-}
 
 class ByteLevelDecoder : public Decoder {
  public:

@@ -230,33 +230,24 @@ void NormalizedString::append(std::string_view s) {
   transform_range(start, normalized_.size(), dest, 0);
 }
 
-void NormalizedString::lowercase() {
+// Applies a full case mapping (one char may become several) to every character.
+void NormalizedString::map_case(void (*mapping)(char32_t, std::u32string&)) {
   std::vector<CharChange> dest;
   dest.reserve(normalized_.size());
   std::u32string mapped;
   for (size_t i = 0; i < normalized_.size();) {
     size_t len;
     mapped.clear();
-    lowercase_char(decode_utf8_at(normalized_, i, &len), mapped);
+    mapping(decode_utf8_at(normalized_, i, &len), mapped);
     i += len;
     for (size_t k = 0; k < mapped.size(); ++k) dest.push_back({mapped[k], k > 0 ? 1 : 0});
   }
   transform(dest, 0);
 }
 
-void NormalizedString::uppercase() {
-  std::vector<CharChange> dest;
-  dest.reserve(normalized_.size());
-  std::u32string mapped;
-  for (size_t i = 0; i < normalized_.size();) {
-    size_t len;
-    mapped.clear();
-    uppercase_char(decode_utf8_at(normalized_, i, &len), mapped);
-    i += len;
-    for (size_t k = 0; k < mapped.size(); ++k) dest.push_back({mapped[k], k > 0 ? 1 : 0});
-  }
-  transform(dest, 0);
-}
+void NormalizedString::lowercase() { map_case(lowercase_char); }
+
+void NormalizedString::uppercase() { map_case(uppercase_char); }
 
 void NormalizedString::replace(const std::vector<PatternSpan>& spans, std::string_view content) {
   std::string new_text;

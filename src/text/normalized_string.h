@@ -83,6 +83,7 @@ class NormalizedString {
   std::vector<NormalizedString> split(const std::vector<PatternSpan>& spans, SplitBehavior behavior) const;
 
  private:
+  void map_case(void (*mapping)(char32_t, std::u32string&));
   void lrstrip(bool left, bool right);
 
   std::string original_;

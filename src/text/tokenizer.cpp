@@ -55,17 +55,6 @@ std::string python_strip(const std::string& s) {
   return to_utf8(std::u32string_view(chars).substr(b, e - b));
 }
 
-std::string replace_all(const std::string& s, std::string_view from, std::string_view to) {
-  if (from.empty()) return s;
-  std::string out;
-  size_t pos = 0;
-  for (size_t hit; (hit = s.find(from, pos)) != std::string::npos; pos = hit + from.size()) {
-    out.append(s, pos, hit - pos);
-    out.append(to);
-  }
-  out.append(s, pos, std::string::npos);
-  return out;
-}
 
 // transformers' PreTrainedTokenizerBase.clean_up_tokenization.
 std::string clean_up_tokenization(std::string s) {

@@ -428,4 +428,16 @@ std::vector<CharChange> normalize_with_changes(std::string_view s, NormForm form
   return recompose(d);
 }
 
+std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
+  if (from.empty()) return std::string(s);
+  std::string out;
+  size_t pos = 0;
+  for (size_t hit; (hit = s.find(from, pos)) != std::string_view::npos; pos = hit + from.size()) {
+    out.append(s, pos, hit - pos);
+    out.append(to);
+  }
+  out.append(s.substr(pos));
+  return out;
+}
+
 }  // namespace lumen::text

@@ -63,6 +63,9 @@ uint8_t combining_class(char32_t c);
 void lowercase_char(char32_t c, std::u32string& out);
 void uppercase_char(char32_t c, std::u32string& out);
 
+// Every occurrence of `from` in `s` replaced by `to` (Python str.replace).
+std::string replace_all(std::string_view s, std::string_view from, std::string_view to);
+
 // Extended grapheme clusters (UAX #29) of valid UTF-8, as byte ranges.
 std::vector<std::pair<size_t, size_t>> grapheme_clusters(std::string_view s);
 

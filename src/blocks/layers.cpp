@@ -121,6 +121,19 @@ void EncoderLayer::forward(Tensor& h, int64_t B, int64_t L, bool causal, const i
   ops::add_inplace(h.data<float>(), m.data<float>(), h.numel());
 }
 
+TransformerEncoderConfig TransformerEncoderConfig::from_hf(const JsonView& v) {
+  TransformerEncoderConfig c;
+  c.dim = v.get_int("hidden_size");
+  c.heads = v.get_int("num_attention_heads");
+  c.mlp_dim = v.get_int("intermediate_size");
+  c.layers = v.get_int("num_hidden_layers");
+  c.act = parse_activation(v.get_string("hidden_act", "quick_gelu"), v.field("hidden_act"));
+  c.eps = static_cast<float>(v.get_double("layer_norm_eps", 1e-5));
+  LUMEN_CHECK(c.dim > 0 && c.layers >= 0 && c.heads > 0, v.where(),
+              ": hidden_size, num_hidden_layers and num_attention_heads must be positive");
+  return c;
+}
+
 void TransformerEncoder::visit(const ParamScope& s, const TransformerEncoderConfig& c) {
   layers.resize(static_cast<size_t>(c.layers));
   for (int64_t i = 0; i < c.layers; ++i)

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "blocks/params.h"
+#include "formats/json_config.h"
 #include "kernels/ops.h"
 
 namespace lumen {
@@ -65,6 +66,9 @@ struct TransformerEncoderConfig {
   int64_t dim = 0, heads = 0, mlp_dim = 0, layers = 0;
   Activation act = Activation::GeluErf;
   float eps = 1e-5f;
+  // The encoder fields every HF vision/text config shares: hidden_size, num_attention_heads,
+  // intermediate_size, num_hidden_layers, hidden_act, layer_norm_eps.
+  static TransformerEncoderConfig from_hf(const JsonView& config);
 };
 
 // `layers.{i}` under the scope (CLIPEncoder / SiglipEncoder).

@@ -6,12 +6,7 @@ TextTransformerConfig TextTransformerConfig::from_hf(const JsonView& t) {
   TextTransformerConfig c;
   c.vocab_size = t.get_int("vocab_size");
   c.max_positions = t.get_int("max_position_embeddings");
-  c.encoder.dim = t.get_int("hidden_size");
-  c.encoder.heads = t.get_int("num_attention_heads");
-  c.encoder.mlp_dim = t.get_int("intermediate_size");
-  c.encoder.layers = t.get_int("num_hidden_layers");
-  c.encoder.act = parse_activation(t.get_string("hidden_act", "quick_gelu"), t.field("hidden_act"));
-  c.encoder.eps = static_cast<float>(t.get_double("layer_norm_eps", 1e-5));
+  c.encoder = TransformerEncoderConfig::from_hf(t);
   LUMEN_CHECK(c.vocab_size > 0 && c.max_positions > 0, t.where(),
               ": vocab_size and max_position_embeddings must be positive");
   return c;

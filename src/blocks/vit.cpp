@@ -11,16 +11,9 @@ VitConfig VitConfig::from_hf(const JsonView& v) {
   c.image_size = v.get_int("image_size");
   c.patch_size = v.get_int("patch_size");
   c.channels = v.get_int("num_channels", 3);
-  c.encoder.dim = v.get_int("hidden_size");
-  c.encoder.heads = v.get_int("num_attention_heads");
-  c.encoder.mlp_dim = v.get_int("intermediate_size");
-  c.encoder.layers = v.get_int("num_hidden_layers");
-  c.encoder.act = parse_activation(v.get_string("hidden_act", "quick_gelu"), v.field("hidden_act"));
-  c.encoder.eps = static_cast<float>(v.get_double("layer_norm_eps", 1e-5));
+  c.encoder = TransformerEncoderConfig::from_hf(v);
   LUMEN_CHECK(c.patch_size > 0 && c.image_size >= c.patch_size, v.field("patch_size"), ": patch size ", c.patch_size,
               " does not fit image size ", c.image_size);
-  LUMEN_CHECK(c.encoder.dim > 0 && c.encoder.layers >= 0 && c.encoder.heads > 0, v.where(),
-              ": hidden_size, num_hidden_layers and num_attention_heads must be positive");
   return c;
 }
 

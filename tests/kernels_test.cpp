@@ -254,7 +254,7 @@ struct AttnCase {
   int64_t extra_stride;  // q/k/v/out row strides exceed heads * hd by this much
 };
 
-enum class MaskKind { None, Causal, CausalOffset, KeyKeep, Additive, All, FullyMasked };
+enum class MaskKind { None, Causal, CausalOffset, KeyKeep, Additive, All, FullyMasked, SlidingWindow };
 
 void check_attention(const AttnCase& c, MaskKind kind, uint32_t seed, std::vector<float>* out_copy = nullptr) {
   const int64_t D = c.heads * c.hd, stride = D + c.extra_stride;
@@ -269,6 +269,11 @@ void check_attention(const AttnCase& c, MaskKind kind, uint32_t seed, std::vecto
   if (kind == MaskKind::CausalOffset) {
     mask.causal = true;
     mask.causal_offset = c.Lk - c.Lq;
+  }
+  if (kind == MaskKind::SlidingWindow) {  // Mistral: causal over the cache, last 5 keys only
+    mask.causal = true;
+    mask.causal_offset = c.Lk - c.Lq;
+    mask.window = 5;
   }
   if (kind == MaskKind::KeyKeep || kind == MaskKind::All) {
     for (int64_t j = 0; j < c.Lk; ++j) keep[j] = (rng() % 4) != 0;
@@ -326,7 +331,7 @@ TEST_F(KernelsTest, AttentionMatchesReferenceForEveryMask) {
   on_one_and_all_threads([&] {
     for (const auto& c : kAttnCases)
       for (MaskKind kind : {MaskKind::None, MaskKind::Causal, MaskKind::CausalOffset, MaskKind::KeyKeep,
-                            MaskKind::Additive, MaskKind::All, MaskKind::FullyMasked})
+                            MaskKind::Additive, MaskKind::All, MaskKind::FullyMasked, MaskKind::SlidingWindow})
         check_attention(c, kind, seed += 5);
   });
 }

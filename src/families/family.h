@@ -52,6 +52,30 @@ class DualEncoder : public Model {
                                 const Tensor& attention_mask) const = 0;
 };
 
+struct DecoderLm;
+
+// One image as a family's processor prepared it.
+struct ImageInput {
+  Tensor pixel_values;          // [tiles, 3, S, S] (one tile unless the family tiles, e.g. AnyRes)
+  int64_t height = 0, width = 0;  // the original image size (AnyRes unpads to it)
+};
+
+// Decoder-only multimodal LMs (LLaVA and relatives): images become embeddings that replace the
+// image-token positions of the prompt; a DecoderLm writes the answer.
+class VisionLanguageModel : public Model {
+ public:
+  virtual const DecoderLm& lm() const = 0;
+  virtual int64_t image_token_id() const = 0;
+  // How the prompt writes one image before expansion (LLaVA: "<image>").
+  virtual std::string image_marker() const { return "<image>"; }
+  // How many image-token positions one image takes (AnyRes: depends on its size).
+  virtual int64_t image_token_count(const ImageInput& image) const = 0;
+  // [image_token_count(image), D_text] features for the image-token positions.
+  virtual Tensor encode_image(const ImageInput& image) const = 0;
+  // Longest sequence (prompt + answer) the LM accepts.
+  virtual int64_t max_context() const = 0;
+};
+
 struct FamilySpec {
   std::string name;         // "clip"
   std::string description;  // one line for --help and `lumen models`

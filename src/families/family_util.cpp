@@ -6,7 +6,9 @@
 #include <cstring>
 
 #include "core/mapped_file.h"
+#include "formats/json_config.h"
 #include "formats/safetensors.h"
+#include "blocks/decoder_lm.h"
 #include "kernels/ops.h"
 
 namespace lumen {
@@ -38,6 +40,78 @@ void add_contrastive_outputs(TensorMap& out, const Tensor& image_features, const
     }
   out["logits_per_text"] = per_text;
   out["logits_per_image"] = per_image;
+}
+
+// Prompt embeddings of a single sequence whose image-token positions are already expanded.
+Tensor vlm_prompt_embeddings(const VisionLanguageModel& vlm, const std::vector<int64_t>& ids,
+                         const std::vector<ImageInput>& images, TensorMap* debug) {
+  const DecoderLm& lm = vlm.lm();
+  const int64_t L = static_cast<int64_t>(ids.size()), D = lm.cfg.dim, image_id = vlm.image_token_id();
+  std::vector<int64_t> text_ids(ids);
+  int64_t n_image_positions = 0;
+  for (auto& id : text_ids)
+    if (id == image_id) {
+      id = 0;  // embedded, then overwritten by image features (the id may lie outside the table)
+      ++n_image_positions;
+    }
+  Tensor e = lm.embed(text_ids.data(), L);
+  std::vector<Tensor> feats;
+  int64_t n_features = 0;
+  for (const auto& img : images) {
+    feats.push_back(vlm.encode_image(img));
+    n_features += feats.back().dim(0);
+  }
+  LUMEN_CHECK(n_features == n_image_positions, "the prompt has ", n_image_positions, " image-token positions (id ",
+              image_id, ") but its ", images.size(), " image(s) give ", n_features, " features");
+  if (debug && !feats.empty()) {
+    Tensor all = Tensor::zeros({n_features, D});
+    int64_t row = 0;
+    for (const auto& f : feats) {
+      std::memcpy(all.data<float>() + row * D, f.data<float>(), static_cast<size_t>(f.numel()) * sizeof(float));
+      row += f.dim(0);
+    }
+    (*debug)["image_features"] = all;
+  }
+  size_t fi = 0;
+  int64_t frow = 0;
+  for (int64_t i = 0; i < L; ++i) {
+    if (ids[static_cast<size_t>(i)] != image_id) continue;
+    while (frow >= feats[fi].dim(0)) {
+      ++fi;
+      frow = 0;
+    }
+    std::memcpy(e.data<float>() + i * D, feats[fi].data<float>() + frow * D, static_cast<size_t>(D) * sizeof(float));
+    ++frow;
+  }
+  return e;
+}
+
+
+
+int64_t add_special_token(const std::string& dir, const std::string& content) {
+  const std::string path = dir + "/tokenizer.json";
+  struct stat st {};
+  LUMEN_CHECK(::stat(path.c_str(), &st) == 0, path, ": missing; this family needs a tokenizer.json tokenizer");
+  nlohmann::json tok = JsonView::load_file(path);
+  LUMEN_CHECK(tok.contains("model") && tok["model"].is_object(), path, ": no \"model\" object");
+  if (!tok.contains("added_tokens") || !tok["added_tokens"].is_array()) tok["added_tokens"] = nlohmann::json::array();
+  int64_t next_id = 0;
+  for (const auto& t : tok["added_tokens"]) {
+    if (t.value("content", "") == content) return t.value("id", int64_t{-1});
+    next_id = std::max(next_id, t.value("id", int64_t{0}) + 1);
+  }
+  const auto& vocab = tok["model"]["vocab"];
+  if (vocab.is_object()) {
+    if (vocab.contains(content)) fail(path, ": '", content, "' is an ordinary vocabulary entry, not a special token");
+    for (const auto& [piece, id] : vocab.items())
+      if (id.is_number_integer()) next_id = std::max(next_id, id.get<int64_t>() + 1);
+  } else if (vocab.is_array()) {
+    next_id = std::max(next_id, static_cast<int64_t>(vocab.size()));
+  }
+  tok["added_tokens"].push_back({{"id", next_id}, {"content", content}, {"single_word", false}, {"lstrip", false},
+                                 {"rstrip", false}, {"normalized", false}, {"special", true}});
+  write_file_atomic(path, tok.dump(2) + "\n");
+  return next_id;
 }
 
 }  // namespace lumen

@@ -24,6 +24,16 @@ void write_checkpoint(const std::string& dir, const nlohmann::json& config, cons
 void add_contrastive_outputs(TensorMap& out, const Tensor& image_features, const Tensor& text_features, float scale,
                              float bias);
 
+// Prompt embeddings [L, D] of one sequence whose image-token positions are already expanded:
+// token embeddings with the images' features (in order) at the image-token positions. Checks
+// that the counts agree. With `debug`, stores the concatenated features as "image_features".
+Tensor vlm_prompt_embeddings(const VisionLanguageModel& vlm, const std::vector<int64_t>& ids,
+                             const std::vector<ImageInput>& images, TensorMap* debug = nullptr);
+
+// Makes `content` a special added token of dir/tokenizer.json (appended after the largest id
+// when missing) and returns its id. make-tiny uses it for markers such as LLaVA's "<image>".
+int64_t add_special_token(const std::string& dir, const std::string& content);
+
 // Reads dir/config.json into Model::cfg (Config::from_hf) and loads every tensor Model::visit names.
 template <typename ModelT>
 std::unique_ptr<Model> load_checkpoint_model(const std::string& dir) {

@@ -7,12 +7,16 @@ namespace lumen {
 
 FamilySpec clip_family();
 FamilySpec siglip_family();
+FamilySpec llava_family();
+FamilySpec llava_next_family();
 
 const std::vector<FamilySpec>& families() {
   // One line per family.
   static const std::vector<FamilySpec> all = {
       clip_family(),
       siglip_family(),
+      llava_family(),
+      llava_next_family(),
   };
   return all;
 }

@@ -15,6 +15,9 @@ struct AttentionMask {
   int64_t causal_offset = 0;           // = Lk - Lq when queries are the last Lq positions
   const int64_t* key_keep = nullptr;   // [Lk] 1 = attend, 0 = padding (HF attention_mask row)
   const float* additive = nullptr;     // [Lq, Lk] added to the scores before softmax
+  // Sliding window (Mistral): with window W > 0, query i sees key j only if
+  // i + causal_offset - j < W. 0 = no window.
+  int64_t window = 0;
 };
 
 #define LUMEN_OPS_DECLARATIONS                                                                     \

@@ -43,6 +43,8 @@ void mask_and_softmax(float* s, int64_t n, int64_t i, int64_t Lk, const Attentio
   if (mask.key_keep)
     for (int64_t j = 0; j < n; ++j)
       if (!mask.key_keep[j]) s[j] = ninf;
+  if (mask.window > 0)
+    for (int64_t j = 0; j < n && j <= i + mask.causal_offset - mask.window; ++j) s[j] = ninf;
   cpu::softmax_row(s, n);
 }
 

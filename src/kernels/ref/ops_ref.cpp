@@ -108,7 +108,8 @@ void attention(const float* q, int64_t q_stride, const float* k, int64_t k_strid
   for (int64_t h = 0; h < heads; ++h) {
     for (int64_t i = 0; i < Lq; ++i) {
       for (int64_t j = 0; j < Lk; ++j) {
-        bool visible = (!mask.causal || j <= i + mask.causal_offset) && (!mask.key_keep || mask.key_keep[j]);
+        bool visible = (!mask.causal || j <= i + mask.causal_offset) && (!mask.key_keep || mask.key_keep[j]) &&
+                       (mask.window <= 0 || i + mask.causal_offset - j < mask.window);
         if (!visible) {
           s[j] = ninf;
           continue;

@@ -10,32 +10,15 @@
 #include "core/half.h"
 #include "formats/safetensors.h"
 #include "runtime/verify.h"
+#include "tests/test_util.h"
 
 namespace lumen {
 namespace {
 
 namespace fs = std::filesystem;
-const std::string kFixtures = std::string(LUMEN_TEST_DATA) + "/fixtures";
-
-std::string temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("lumen_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
-
-void expect_family_passes(const std::string& family) {
-  VerifyOptions o;
-  o.root = kFixtures;
-  o.only = {family};
-  auto results = run_verify(o);
-  ASSERT_FALSE(results.empty()) << "no fixture case for " << family;
-  for (const auto& r : results) {
-    EXPECT_EQ(r.status, CaseStatus::Pass) << r.name << ": " << r.message;
-    EXPECT_FALSE(r.checks.empty()) << r.name;
-    for (const auto& c : r.checks) EXPECT_TRUE(c.pass) << r.name << "/" << c.name << " max_abs " << c.max_abs << " " << c.note;
-  }
-}
+using testing_util::expect_family_passes;
+using testing_util::kFixtures;
+using testing_util::temp_dir;
 
 TEST(Families, ClipMatchesReference) { expect_family_passes("clip"); }
 TEST(Families, SiglipMatchesReference) { expect_family_passes("siglip"); }

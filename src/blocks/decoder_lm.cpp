@@ -226,10 +226,15 @@ Tensor DecoderLm::forward(const Tensor& embeds, KvCache& cache) const {
     mask.causal = true;
     mask.causal_offset = pos0;  // query i is position pos0 + i
     mask.window = cfg.sliding_window;
-    // Grouped-query attention: the `group` query heads of KV head g share its keys/values.
-    for (int64_t g = 0; g < cfg.kv_heads; ++g)
-      ops::attention(q.data<float>() + g * group * hd, q_dim, kc + g * hd, kv_dim, vc + g * hd, kv_dim, L, pos0 + L,
-                     group, hd, scale, mask, ctx.data<float>() + g * group * hd, q_dim);
+    if (group == 1) {
+      ops::attention(q.data<float>(), q_dim, kc, kv_dim, vc, kv_dim, L, pos0 + L, cfg.heads, hd, scale, mask,
+                     ctx.data<float>(), q_dim);
+    } else {
+      // Grouped-query attention: query head h reads KV head h / group (transformers' repeat_kv).
+      for (int64_t h = 0; h < cfg.heads; ++h)
+        ops::attention(q.data<float>() + h * hd, q_dim, kc + (h / group) * hd, kv_dim, vc + (h / group) * hd, kv_dim,
+                       L, pos0 + L, 1, hd, scale, mask, ctx.data<float>() + h * hd, q_dim);
+    }
     layer.o_proj.forward(ctx.data<float>(), L, o.data<float>());
     ops::add_inplace(h.data<float>(), o.data<float>(), L * D);
     // MLP: down(act(gate(x)) * up(x)).

@@ -1,0 +1,230 @@
+// LLaVA / LLaVA-NeXT against the reference fixtures, and the decoder LM's invariants that the
+// public fixtures do not reach: grouped-query attention, incremental decoding over the KV
+// cache, and the errors for prompts that do not match their images.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "blocks/decoder_lm.h"
+#include "families/family.h"
+#include "families/family_util.h"
+#include "core/mapped_file.h"
+#include "families/llava/llava.h"
+#include "runtime/verify.h"
+#include "tests/test_util.h"
+
+namespace lumen {
+namespace {
+
+using testing_util::expect_family_passes;
+using testing_util::kFixtures;
+
+TEST(Llava, MatchesReference) { expect_family_passes("llava"); }
+TEST(LlavaNext, MatchesReference) { expect_family_passes("llava_next"); }
+
+// Serves parameters from a name -> tensor map (shapes checked).
+class MapVisitor : public ParamVisitor {
+ public:
+  explicit MapVisitor(const std::map<std::string, Tensor>& m) : m_(m) {}
+  void param(const std::string& name, const Shape& shape, Init, Tensor* slot) override {
+    auto it = m_.find(name);
+    ASSERT_NE(it, m_.end()) << name;
+    ASSERT_EQ(it->second.shape(), shape) << name;
+    *slot = it->second;
+  }
+  void scalar(const std::string& name, const Shape& shape, float, Tensor* slot) override {
+    param(name, shape, Init::Zero, slot);
+  }
+  bool has(const std::string& name) const override { return m_.count(name) > 0; }
+
+ private:
+  const std::map<std::string, Tensor>& m_;
+};
+
+DecoderLmConfig small_lm_config(int64_t kv_heads) {
+  DecoderLmConfig c;
+  c.vocab_size = 50;
+  c.dim = 32;
+  c.layers = 2;
+  c.heads = 4;
+  c.kv_heads = kv_heads;
+  c.head_dim = 8;
+  c.mlp_dim = 48;
+  c.max_positions = 64;
+  c.rms_eps = 1e-5f;
+  c.rope.theta = 10000;
+  return c;
+}
+
+std::vector<float> row_logits(const DecoderLm& lm, const Tensor& h, int64_t row) {
+  Tensor l = lm.logits(h.data<float>() + row * lm.cfg.dim, 1);
+  return std::vector<float>(l.data<float>(), l.data<float>() + l.numel());
+}
+
+TEST(DecoderLm, GroupedQueryAttentionEqualsRepeatedHeads) {
+  // A GQA model (2 KV heads for 4 query heads) must equal the MHA model whose K/V projections
+  // repeat each KV head for its group (transformers' repeat_kv).
+  DecoderLmConfig gqa_cfg = small_lm_config(2), mha_cfg = small_lm_config(4);
+  RandomInitVisitor init(3);
+  DecoderLm gqa;
+  {
+    ParamScope root(init);
+    gqa.visit(root.sub("model"), root, gqa_cfg);
+  }
+  std::map<std::string, Tensor> weights(init.tensors().begin(), init.tensors().end());
+  std::map<std::string, Tensor> repeated = weights;
+  const int64_t hd = 8, D = 32;
+  for (auto& [name, t] : repeated) {
+    if (name.find("k_proj.weight") == std::string::npos && name.find("v_proj.weight") == std::string::npos) continue;
+    Tensor r = Tensor::zeros({4 * hd, D});
+    for (int64_t h = 0; h < 4; ++h)
+      std::memcpy(r.data<float>() + h * hd * D, t.data<float>() + (h / 2) * hd * D, hd * D * sizeof(float));
+    t = r;
+  }
+  MapVisitor mv(repeated);
+  DecoderLm mha;
+  {
+    ParamScope root(mv);
+    mha.visit(root.sub("model"), root, mha_cfg);
+  }
+  std::vector<int64_t> ids = {1, 7, 3, 9, 22, 41, 5, 5, 17};
+  const int64_t L = static_cast<int64_t>(ids.size());
+  KvCache c1 = gqa.new_cache(L), c2 = mha.new_cache(L);
+  Tensor h1 = gqa.forward(gqa.embed(ids.data(), L), c1);
+  Tensor h2 = mha.forward(mha.embed(ids.data(), L), c2);
+  TensorCheck c = compare_tensors("hidden", h1, h2, 1e-5, 1e-5);
+  EXPECT_TRUE(c.pass) << c.max_abs;
+}
+
+TEST(DecoderLm, IncrementalDecodingEqualsFullForward) {
+  // Prefill then one token at a time over the cache gives the logits of a full forward.
+  for (int64_t window : {0, 4}) {
+    DecoderLmConfig cfg = small_lm_config(2);
+    cfg.sliding_window = window;
+    RandomInitVisitor init(11);
+    DecoderLm lm;
+    ParamScope root(init);
+    lm.visit(root.sub("model"), root, cfg);
+    std::vector<int64_t> ids = {1, 4, 8, 15, 16, 23, 42, 4, 8, 15};
+    const int64_t L = static_cast<int64_t>(ids.size());
+    KvCache full = lm.new_cache(L);
+    Tensor hf = lm.forward(lm.embed(ids.data(), L), full);
+    KvCache inc = lm.new_cache(L);
+    lm.forward(lm.embed(ids.data(), 6), inc);
+    for (int64_t i = 6; i < L; ++i) {
+      Tensor h = lm.forward(lm.embed(&ids[static_cast<size_t>(i)], 1), inc);
+      auto a = row_logits(lm, h, 0), b = row_logits(lm, hf, i);
+      for (size_t v = 0; v < a.size(); ++v) ASSERT_NEAR(a[v], b[v], 1e-4) << "window " << window << " pos " << i;
+    }
+    EXPECT_EQ(inc.length, L);
+  }
+}
+
+TEST(DecoderLm, SlidingWindowChangesLongContextsOnly) {
+  // Within the window the Mistral mask is plain causal; beyond it, outputs must differ.
+  DecoderLmConfig plain = small_lm_config(2), windowed = small_lm_config(2);
+  windowed.sliding_window = 4;
+  RandomInitVisitor init(5);
+  DecoderLm a;
+  ParamScope root(init);
+  a.visit(root.sub("model"), root, plain);
+  std::map<std::string, Tensor> w(init.tensors().begin(), init.tensors().end());
+  MapVisitor mv(w);
+  DecoderLm b;
+  ParamScope r2(mv);
+  b.visit(r2.sub("model"), r2, windowed);
+  std::vector<int64_t> ids = {3, 1, 4, 1, 5, 9, 2, 6};
+  KvCache ca = a.new_cache(8), cb = b.new_cache(8);
+  Tensor ha = a.forward(a.embed(ids.data(), 8), ca), hb = b.forward(b.embed(ids.data(), 8), cb);
+  for (int64_t d = 0; d < 32; ++d) EXPECT_NEAR(ha.data<float>()[3 * 32 + d], hb.data<float>()[3 * 32 + d], 1e-6);
+  double diff = 0;
+  for (int64_t d = 0; d < 32; ++d) diff += std::fabs(ha.data<float>()[7 * 32 + d] - hb.data<float>()[7 * 32 + d]);
+  EXPECT_GT(diff, 1e-4);
+}
+
+TEST(DecoderLm, ContextOverflowIsAnError) {
+  DecoderLmConfig cfg = small_lm_config(2);
+  RandomInitVisitor init(1);
+  DecoderLm lm;
+  ParamScope root(init);
+  lm.visit(root.sub("model"), root, cfg);
+  EXPECT_THROW(lm.new_cache(65), Error);  // max_positions is 64
+  KvCache c = lm.new_cache(4);
+  std::vector<int64_t> ids = {1, 2, 3, 4, 5};
+  try {
+    lm.forward(lm.embed(ids.data(), 5), c);
+    FAIL() << "expected a context overflow";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("context overflow"), std::string::npos) << e.what();
+  }
+  std::vector<int64_t> bad = {1, 50};
+  EXPECT_THROW(lm.embed(bad.data(), 2), Error);  // id outside the vocabulary
+}
+
+TEST(Llava, ImageCountMismatchIsNamed) {
+  auto m = load_model(kFixtures + "/models/llava");
+  auto& vlm = dynamic_cast<VisionLanguageModel&>(*m);
+  ImageInput img;
+  img.pixel_values = Tensor::zeros({1, 3, 28, 28});
+  img.height = img.width = 28;
+  std::vector<int64_t> ids = {1, 5, 6};
+  for (int i = 0; i < 16; ++i) ids.push_back(vlm.image_token_id());
+  EXPECT_NO_THROW(vlm_prompt_embeddings(vlm, ids, {img}));
+  try {
+    vlm_prompt_embeddings(vlm, ids, {img, img});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("16 image-token positions"), std::string::npos) << e.what();
+  }
+  ImageInput wrong = img;
+  wrong.pixel_values = Tensor::zeros({1, 3, 32, 32});
+  EXPECT_THROW(vlm.encode_image(wrong), Error);
+}
+
+TEST(LlavaNext, TokenCountFollowsTheImageShape) {
+  // FORMAT.md 5.4: the fixture's 66x40 image gives a 2x2 grid unpadded to 4x8 features.
+  auto m = load_model(kFixtures + "/models/llava_next");
+  auto& vlm = dynamic_cast<VisionLanguageModel&>(*m);
+  ImageInput img;
+  img.height = 40;
+  img.width = 66;
+  EXPECT_EQ(vlm.image_token_count(img), 16 + 4 * (8 + 1));
+  img.height = 66;  // portrait: the columns are unpadded instead
+  img.width = 40;
+  EXPECT_EQ(vlm.image_token_count(img), 16 + 8 * (4 + 1));
+  img.height = 0;
+  EXPECT_THROW(vlm.image_token_count(img), Error);
+}
+
+TEST(Llava, MakeTinyLoadsAndEncodesImages) {
+  for (bool next : {false, true}) {
+    const std::string family = next ? "llava_next" : "llava";
+    std::string dir = testing_util::temp_dir("tiny_" + family);
+    // A tokenizer.json for add_special_token: the llava fixture has none, so write a minimal one.
+    write_file_atomic(dir + "/tokenizer.json",
+                      R"({"model": {"type": "WordLevel", "vocab": {"<unk>": 0, "<s>": 1, "</s>": 2, "a": 3}, "unk_token": "<unk>"},
+                          "added_tokens": []})");
+    MakeTinyOptions o;
+    o.out_dir = dir;
+    o.seed = 2;
+    o.vocab_size = 4;
+    find_family(family)->make_tiny(o);
+    auto m = load_model(dir);
+    auto& vlm = dynamic_cast<VisionLanguageModel&>(*m);
+    EXPECT_EQ(vlm.image_token_id(), 4);  // appended after the vocabulary
+    EXPECT_EQ(vlm.lm().cfg.vocab_size, 64);
+    ImageInput img;
+    const int64_t S = 56;
+    img.height = S;
+    img.width = 2 * S;
+    const int64_t tiles = next ? 3 : 1;  // a 1:2 image picks the [S, 2S] pinpoint: base + 1x2
+    img.pixel_values = Tensor::zeros({tiles, 3, S, S});
+    Tensor f = vlm.encode_image(img);
+    EXPECT_EQ(f.dim(0), vlm.image_token_count(img));
+    EXPECT_EQ(f.dim(1), vlm.lm().cfg.dim);
+  }
+}
+
+}  // namespace
+}  // namespace lumen

@@ -7,6 +7,7 @@ namespace lumen {
 
 FamilySpec clip_family();
 FamilySpec siglip_family();
+FamilySpec llama_family();
 FamilySpec llava_family();
 FamilySpec llava_next_family();
 
@@ -15,6 +16,7 @@ const std::vector<FamilySpec>& families() {
   static const std::vector<FamilySpec> all = {
       clip_family(),
       siglip_family(),
+      llama_family(),
       llava_family(),
       llava_next_family(),
   };

@@ -1,0 +1,100 @@
+// lumen run: one prompt (with images) through a chat model, the answer streamed to stdout.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "apps/cli/commands.h"
+#include "apps/cli/generation_flags.h"
+#include "apps/cli/image_flags.h"
+#include "runtime/vlm_session.h"
+
+namespace lumen::cli {
+namespace {
+
+struct RunArgs {
+  std::string model, prompt, system;
+  std::vector<std::string> images;
+  bool raw = false;
+  GenerationFlags gen;
+  DecodeOptions decode;
+  CommonFlags common;
+};
+
+// User turn content: one image part per image, then the text (as HF's processors document).
+nlohmann::ordered_json user_content(size_t images, const std::string& text) {
+  nlohmann::ordered_json parts = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < images; ++i) parts.push_back({{"type", "image"}});
+  parts.push_back({{"type", "text"}, {"text", text}});
+  return parts;
+}
+
+int run(const RunArgs& a) {
+  apply_common_flags(a.common);
+  VlmSession s = VlmSession::open(a.model);
+  std::vector<Image> images;
+  for (const auto& path : a.images) images.push_back(with_context(path, [&] { return decode_image_file(path, a.decode); }));
+  std::string prompt;
+  if (a.raw) {
+    prompt = a.prompt;
+  } else {
+    nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
+    if (!a.system.empty()) msgs.push_back({{"role", "system"}, {"content", a.system}});
+    msgs.push_back({{"role", "user"}, {"content", user_content(images.size(), a.prompt)}});
+    prompt = s.render_chat(msgs, true);
+  }
+  PreparedPrompt p = s.prepare(prompt, images);
+  GenerationParams params = apply_generation_flags(s.default_params(), a.gen);
+  const bool stream = !a.common.json;
+  GenerationResult r = s.generate(p, params, [&](std::string_view piece) {
+    if (stream) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    }
+    return true;
+  });
+  const int64_t n = static_cast<int64_t>(r.tokens.size());
+  const double prefill_tps = r.prefill_seconds > 0 ? static_cast<double>(r.prompt_tokens) / r.prefill_seconds : 0;
+  const double decode_tps = r.decode_seconds > 0 ? static_cast<double>(n) / r.decode_seconds : 0;
+  if (a.common.json) {
+    nlohmann::ordered_json j = {
+        {"model", a.model},
+        {"text", r.text},
+        {"finish_reason", r.finish_reason},
+        {"tokens", r.tokens},
+        {"usage", {{"prompt_tokens", r.prompt_tokens}, {"completion_tokens", n}, {"images", p.images}}},
+        {"timings", {{"prefill_seconds", r.prefill_seconds}, {"decode_seconds", r.decode_seconds},
+                     {"prefill_tokens_per_second", prefill_tps}, {"decode_tokens_per_second", decode_tps}}}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("\n");
+    std::fprintf(stderr, "[%s] prompt %lld tokens (%lld image) in %.2f s (%.1f tok/s); %lld new tokens in %.2f s (%.2f tok/s)\n",
+                 r.finish_reason.c_str(), static_cast<long long>(r.prompt_tokens),
+                 static_cast<long long>(p.images), r.prefill_seconds, prefill_tps, static_cast<long long>(n),
+                 r.decode_seconds, decode_tps);
+  }
+  return 0;
+}
+
+Register reg({"run", "Answer one prompt (with images) using a chat model, streamed",
+              [](CLI::App* cmd) -> std::function<int()> {
+                auto a = std::make_shared<RunArgs>();
+                cmd->add_option("--model,-m", a->model, "Checkpoint directory (HF layout)")->required();
+                cmd->add_option("--prompt,-p", a->prompt, "The user's message")->required();
+                cmd->add_option("--image,-i", a->images, "Image file (JPEG/PNG/WebP); repeat for several, in order");
+                cmd->add_option("--system", a->system, "System message (when the chat template supports one)");
+                cmd->add_flag("--raw", a->raw,
+                              "Use --prompt as the exact model input, no chat template; write one <image> per image");
+                add_generation_flags(cmd, &a->gen);
+                add_image_flags(cmd, &a->decode);
+                add_common_flags(cmd, &a->common);
+                cmd->footer(
+                    "The prompt goes through the checkpoint's chat template (its own, else a built-in one for the\n"
+                    "family), images first. Sampling follows generation_config.json unless flags say otherwise.\n\n"
+                    "Examples:\n"
+                    "  lumen run -m llava-1.5-7b-hf -i cat.jpg -p \"What is in this picture?\"\n"
+                    "  lumen run -m llava-1.5-7b-hf -i a.png -i b.png -p \"Compare the two images.\" --temperature 0.7 --seed 1\n"
+                    "  lumen run -m llava-1.5-7b-hf --raw -i cat.jpg -p \"USER: <image>\\nCaption it. ASSISTANT:\" --json");
+                return [a] { return run(*a); };
+              }});
+
+}  // namespace
+}  // namespace lumen::cli

@@ -1,0 +1,70 @@
+// Everything a front end needs to chat with a decoder-only VLM checkpoint directory: the model,
+// its tokenizer, image processor, chat template and generation defaults, and the steps from
+// messages with images to streamed text.
+//
+//   VlmSession s = VlmSession::open("llava-1.5-7b-hf");
+//   nlohmann::ordered_json msgs = {{{"role", "user"}, {"content", {{{"type", "image"}},
+//                                   {{"type", "text"}, {"text", "What is this?"}}}}}};
+//   PreparedPrompt p = s.prepare(s.render_chat(msgs, true), {decode_image_file("cat.jpg")});
+//   GenerationResult r = s.generate(p, s.default_params(), print_piece);
+#pragma once
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "families/family.h"
+#include "runtime/generate.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
+#include "vision/image.h"
+#include "vision/image_processor.h"
+
+namespace lumen {
+
+struct PreparedPrompt {
+  std::vector<int64_t> ids;  // image markers expanded to the image-token positions
+  Tensor embeds;             // [ids.size(), D] with image features in place
+  int64_t images = 0;
+};
+
+class VlmSession {
+ public:
+  // Loads the checkpoint directory; errors name the file that is missing or wrong.
+  static VlmSession open(const std::string& dir);
+
+  const VisionLanguageModel& model() const { return *vlm_; }
+  const Tokenizer& tokenizer() const { return *tok_; }
+  const std::string& dir() const { return dir_; }
+  // Where the chat template came from: "chat_template.json", "builtin llava", ...
+  const std::string& template_source() const { return template_source_; }
+
+  // The prompt text for a conversation (OpenAI/HF message list; content a string or a list
+  // of {"type": "image"} / {"type": "text", "text": ...} parts).
+  std::string render_chat(const nlohmann::ordered_json& messages, bool add_generation_prompt) const;
+  // Tokenizes a prompt whose images appear as the model's marker ("<image>"), one marker per
+  // image in order, and builds its embeddings. Errors when markers and images disagree.
+  PreparedPrompt prepare(const std::string& prompt_text, const std::vector<Image>& images) const;
+  // The processor's tiles for one image.
+  ImageInput process_image(const Image& image) const;
+
+  // Defaults from generation_config.json (greedy when it does not sample), EOS ids from it,
+  // config.json and the tokenizer.
+  GenerationParams default_params() const { return defaults_; }
+  GenerationResult generate(const PreparedPrompt& prompt, const GenerationParams& params,
+                            const std::function<bool(std::string_view)>& on_text = {}) const;
+
+ private:
+  std::string dir_;
+  std::shared_ptr<const Model> model_;
+  const VisionLanguageModel* vlm_ = nullptr;
+  std::shared_ptr<const Tokenizer> tok_;
+  std::shared_ptr<const ImageProcessor> processor_;
+  std::shared_ptr<const text::ChatTemplate> template_;
+  std::string template_source_;
+  nlohmann::ordered_json special_tokens_;
+  GenerationParams defaults_;
+};
+
+}  // namespace lumen

@@ -12,6 +12,16 @@ What it writes (all U8 arrays are [H, W, 3]):
                             recovered from the fixture's float pixel_values_slow by inverting
                             normalize and rescale; the script checks that re-normalizing it
                             reproduces the fixture floats exactly (numpy's op order).
+                            LLaVA-NeXT (ANYRES): "<stem>/tile<i>" per tile (0 = the base image)
+                            and "<stem>/image_sizes" = the fixture's image_sizes_slow [1, 2];
+                            to stay near 1 MB, the stems outside ANYRES_FULL store only
+                            "<stem>/tile<i>.crc32" = [crc32, H, W] of each uint8 tile.
+  llava_next_forward/       the llava_next_forward case's preprocessor_config.json, its
+                            pixel_values as uint8 tiles ("tile<i>"), image_sizes, and meta.json
+                            (the case meta). The case's source image is not in the fixtures.
+
+    /usr/bin/python3 scripts/make_vision_test_data.py FIXTURES OUT llava_next
+rebuilds only the LLaVA-NeXT parts.
   decoded_rgb.st.gz        the fixture's decoded_rgb arrays for the small or non-trivial images
                             (JPEG, RGBA, L, 37x53); for the large RGB PNGs only "<stem>.crc32"
                             = [crc32, H, W] of the fixture array (their pixels are the PNG itself).
@@ -37,7 +47,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 PROCESSORS = ["clip_224", "clip_336", "siglip_224", "blip_384"]
-UNSUPPORTED = ["llava_next_336", "pix2struct_256"]
+ANYRES = ["llava_next_336"]
+ANYRES_FULL = {"grad_37x53", "grad_1000x200"}  # a tall and a wide image; the others as CRCs
+UNSUPPORTED = ["pix2struct_256"]
 FULL_DECODED = {"photo_640x427", "rgba_96x64", "gray_80x120", "grad_37x53"}
 
 
@@ -336,8 +348,59 @@ def make_extra(out_dir, images_dir):
     return ref
 
 
+def make_llava_next(fixtures, out):
+    pre = os.path.join(fixtures, "preprocess")
+    manifest = json.load(open(os.path.join(fixtures, "manifest.json")))
+    worst = 0.0
+    for proc in ANYRES:
+        os.makedirs(os.path.join(out, proc), exist_ok=True)
+        shutil.copy(os.path.join(pre, proc, "preprocessor_config_slow.json"), os.path.join(out, proc, "preprocessor_config.json"))
+        cfg = json.load(open(os.path.join(pre, proc, "preprocessor_config_slow.json")))
+        tensors = {}
+        for e in manifest["preprocess"]["entries"]:
+            if e["processor"] != proc or not e.get("expected"):
+                continue
+            ref = load_safetensors(os.path.join(fixtures, e["expected"]))
+            for i, tile in enumerate(ref["pixel_values_slow"][0]):
+                u, err = invert_to_u8(tile, cfg)
+                worst = max(worst, err)
+                name = "%s/tile%d" % (e["image_stem"], i)
+                if e["image_stem"] in ANYRES_FULL:
+                    tensors[name] = u
+                else:
+                    tensors[name + ".crc32"] = np.array([zlib.crc32(u.tobytes()), u.shape[0], u.shape[1]], np.int64)
+            tensors[e["image_stem"] + "/image_sizes"] = ref["image_sizes_slow"]
+        write_st_gz(os.path.join(out, proc, "expected_u8.st.gz"), tensors)
+        print(proc, sorted(tensors))
+    case = next(c for c in manifest["cases"] if c["name"] == "llava_next_forward")
+    dst = os.path.join(out, "llava_next_forward")
+    os.makedirs(dst, exist_ok=True)
+    model_cfg = os.path.join(fixtures, case["model"], "preprocessor_config.json")
+    shutil.copy(model_cfg, os.path.join(dst, "preprocessor_config.json"))
+    cfg = json.load(open(model_cfg))
+    inputs = load_safetensors(os.path.join(fixtures, case["inputs"]))
+    tensors = {"image_sizes": inputs["image_sizes"]}
+    for i, tile in enumerate(inputs["pixel_values"][0]):
+        tensors["tile%d" % i], err = invert_to_u8(tile, cfg)
+        worst = max(worst, err)
+    write_st_gz(os.path.join(dst, "expected_u8.st.gz"), tensors)
+    meta = {k: case["meta"][k] for k in ("image_grid_pinpoints", "image_sizes_hw", "source_image_wh",
+                                          "token_count_detail", "num_image_tokens", "vision_feature_select_strategy")}
+    with open(os.path.join(fixtures, case["model"], "config.json")) as f:
+        model = json.load(f)
+    meta["vision_image_size"] = model["vision_config"]["image_size"]
+    meta["vision_patch_size"] = model["vision_config"]["patch_size"]
+    with open(os.path.join(dst, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print("llava_next_forward", sorted(tensors), "worst round-trip error", worst)
+
+
 def main():
     fixtures, out = sys.argv[1], sys.argv[2]
+    if sys.argv[3:] == ["llava_next"]:
+        make_llava_next(fixtures, out)
+        return
     pre = os.path.join(fixtures, "preprocess")
     manifest = json.load(open(os.path.join(fixtures, "manifest.json")))
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
@@ -369,6 +432,7 @@ def main():
         write_st_gz(os.path.join(out, proc, "expected_u8.st.gz"), tensors)
         print(proc, sorted(tensors))
     print("worst round-trip error", worst)
+    make_llava_next(fixtures, out)
 
     ref = make_extra(os.path.join(out, "extra"), os.path.join(pre, "images"))
     write_st_gz(os.path.join(out, "extra", "expected.st.gz"), ref)

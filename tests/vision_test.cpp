@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "core/mapped_file.h"
 #include "formats/json_config.h"
 #include "formats/safetensors.h"
+#include "vision/anyres.h"
 #include "vision/exif.h"
 #include "vision/image.h"
 #include "vision/image_processor.h"
@@ -201,7 +203,7 @@ TEST(VisionPreprocess, PreprocessImageFileIsTheVerifyEntryPoint) {
 }
 
 TEST(VisionPreprocess, UnsupportedTypesAreDetected) {
-  for (const char* proc : {"llava_next_336", "pix2struct_256"}) {
+  for (const char* proc : {"pix2struct_256"}) {
     const std::string cfg = kDir + "/" + proc + "/preprocessor_config.json";
     const ImageProcessor p = ImageProcessor::from_file(cfg);
     EXPECT_FALSE(p.supported()) << proc;
@@ -211,6 +213,216 @@ TEST(VisionPreprocess, UnsupportedTypesAreDetected) {
     img.rgb.assign(48, 7);
     EXPECT_THROW(p.preprocess(img), UnsupportedImageProcessor) << proc;
     EXPECT_THROW(preprocess_image_file(cfg, image_path_for("grad_37x53")), UnsupportedImageProcessor) << proc;
+  }
+}
+
+// ---------------------------------------------------------------- LLaVA-NeXT (AnyRes)
+
+// Crc32 of a decoded image's pixels, as the "*.crc32" reference entries store it.
+int64_t pixels_crc(const Image& img) {
+  return static_cast<int64_t>(crc32(0, img.rgb.data(), static_cast<uInt>(img.rgb.size())));
+}
+
+// A LLaVA-NeXT reference holds "<prefix>tile<i>" images (or "<prefix>tile<i>.crc32" =
+// [crc32, H, W]) and "<prefix>image_sizes"; prefix is "<stem>/" or empty.
+int count_tiles(const RefFile& ref, const std::string& prefix) {
+  int n = 0;
+  while (ref.has(prefix + "tile" + std::to_string(n)) || ref.has(prefix + "tile" + std::to_string(n) + ".crc32")) ++n;
+  return n;
+}
+
+TEST(VisionLlavaNext, ReproducesSlowProcessorExactly) {
+  const std::string dir = kDir + "/llava_next_336";
+  const ImageProcessor p = ImageProcessor::from_file(dir + "/preprocessor_config.json");
+  ASSERT_TRUE(p.supported());
+  ASSERT_TRUE(p.is_anyres());
+  EXPECT_EQ(p.tile_size(), 336);
+  EXPECT_TRUE(p.do_pad());
+  EXPECT_EQ(p.image_grid_pinpoints().size(), 5u);
+  const nlohmann::json cfg = JsonView::load_file(dir + "/preprocessor_config.json");
+  RefFile ref(dir + "/expected_u8.st.gz");
+  int checked = 0;
+  for (const std::string& name : ref.names()) {
+    const size_t slash = name.find('/');
+    if (name.substr(slash + 1) != "image_sizes") continue;
+    const std::string stem = name.substr(0, slash);
+    SCOPED_TRACE(stem);
+    const Image decoded = decode_image_file(image_path_for(stem));
+    // 1. Every uint8 tile (base image, then the grid row-major), bit-exact.
+    const std::vector<Image> tiles = p.process_tiles_u8(decoded);
+    ASSERT_EQ(static_cast<int>(tiles.size()), count_tiles(ref, stem + "/"));
+    EXPECT_EQ(static_cast<int64_t>(tiles.size()),
+              anyres_num_tiles({decoded.height, decoded.width}, p.image_grid_pinpoints(), p.tile_size()));
+    for (size_t i = 0; i < tiles.size(); ++i) {
+      const std::string key = stem + "/tile" + std::to_string(i);
+      if (ref.has(key)) {
+        EXPECT_EQ(compare_images(tiles[i], ref.image(key)), "") << key;
+      } else {
+        const Tensor want = ref.tensor(key + ".crc32");  // [crc32, H, W]
+        EXPECT_EQ(tiles[i].height, want.data<int64_t>()[1]) << key;
+        EXPECT_EQ(tiles[i].width, want.data<int64_t>()[2]) << key;
+        EXPECT_EQ(pixels_crc(tiles[i]), want.data<int64_t>()[0]) << key << ": tile pixels differ";
+      }
+    }
+    // 2. pixel_values [1, tiles, 3, 336, 336] = normalize(each tile), and image_sizes.
+    const ProcessedImages out = p.process({decoded});
+    ASSERT_EQ(out.pixel_values.shape(), (Shape{1, static_cast<int64_t>(tiles.size()), 3, 336, 336}));
+    const size_t plane = 336 * 336;
+    const float* o = out.pixel_values.data<float>();
+    double worst = 0;
+    for (size_t t = 0; t < tiles.size(); ++t)
+      for (int c = 0; c < 3; ++c) {
+        const double mean = cfg["image_mean"][c].get<double>(), std = cfg["image_std"][c].get<double>();
+        for (size_t i = 0; i < plane; ++i) {
+          const float e = reference_normalize(tiles[t].rgb[i * 3 + c], cfg["rescale_factor"].get<double>(), mean, std);
+          worst = std::max(worst, std::abs(double(o[(t * 3 + c) * plane + i]) - double(e)));
+        }
+      }
+    EXPECT_EQ(worst, 0.0);
+    const Tensor sizes = ref.tensor(name);
+    ASSERT_EQ(out.image_sizes.shape(), (Shape{1, 2}));
+    EXPECT_EQ(out.image_sizes.data<int64_t>()[0], sizes.data<int64_t>()[0]);
+    EXPECT_EQ(out.image_sizes.data<int64_t>()[1], sizes.data<int64_t>()[1]);
+    // preprocess() is the same tensor.
+    const Tensor single = p.preprocess(decoded);
+    ASSERT_EQ(single.shape(), out.pixel_values.shape());
+    EXPECT_EQ(std::memcmp(single.raw(), out.pixel_values.raw(), single.nbytes()), 0);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 4);  // the four images the fixture runs LLaVA-NeXT on
+}
+
+// The llava_next_forward case's pixel_values come from a synthetic image the fixtures do not
+// ship (FORMAT.md 5.4 gives only its size), so its pixels cannot be reproduced. What can be:
+// the tile count, image_sizes, and where the zero padding of the AnyRes canvas lies, which a
+// uniform image of the same size shows exactly.
+TEST(VisionLlavaNext, ForwardFixtureLayout) {
+  const std::string dir = kDir + "/llava_next_forward";
+  const ImageProcessor p = ImageProcessor::from_file(dir + "/preprocessor_config.json");
+  const nlohmann::json meta = JsonView::load_file(dir + "/meta.json");
+  RefFile ref(dir + "/expected_u8.st.gz");
+  const int W = meta["source_image_wh"][0].get<int>(), H = meta["source_image_wh"][1].get<int>();
+  Image uniform;
+  uniform.width = W;
+  uniform.height = H;
+  uniform.rgb.assign(static_cast<size_t>(W) * H * 3, 200);
+  const std::vector<Image> ours = p.process_tiles_u8(uniform);
+  const int n = count_tiles(ref, "");
+  ASSERT_EQ(static_cast<int>(ours.size()), n);
+  const ProcessedImages out = p.process({uniform});
+  const Tensor want_sizes = ref.tensor("image_sizes");
+  ASSERT_EQ(out.image_sizes.shape(), want_sizes.shape());
+  EXPECT_EQ(std::memcmp(out.image_sizes.raw(), want_sizes.raw(), want_sizes.nbytes()), 0);
+  EXPECT_EQ(out.pixel_values.shape(), (Shape{1, n, 3, p.tile_size(), p.tile_size()}));
+  // Reassemble the grid tiles (1..n-1, row-major) into the canvas, for the fixture and for us,
+  // and compare which canvas rows and columns are entirely zero (padding).
+  const ImageSize best = select_best_resolution({H, W}, p.image_grid_pinpoints());
+  const int64_t cols = best.width / p.tile_size(), t = p.tile_size();
+  auto zero_lines = [&](auto tile_at) {
+    std::vector<bool> row_zero(best.height, true), col_zero(best.width, true);
+    for (int64_t k = 0; k + 1 < n; ++k) {
+      const Image tile = tile_at(k + 1);
+      for (int y = 0; y < t; ++y)
+        for (int x = 0; x < t; ++x)
+          for (int c = 0; c < 3; ++c)
+            if (tile.at(x, y, c) != 0) {
+              row_zero[(k / cols) * t + y] = false;
+              col_zero[(k % cols) * t + x] = false;
+            }
+    }
+    return std::make_pair(row_zero, col_zero);
+  };
+  const auto want = zero_lines([&](int64_t i) { return ref.image("tile" + std::to_string(i)); });
+  const auto got = zero_lines([&](int64_t i) { return ours[i]; });
+  EXPECT_EQ(got.first, want.first);
+  EXPECT_EQ(got.second, want.second);
+  // The 66x40 image fits the 56x56 canvas as 56x34: 11 zero rows above and below.
+  const ImageSize fit = patch_output_size({H, W}, best);
+  int zero_rows = 0;
+  for (bool z : want.first) zero_rows += z;
+  EXPECT_EQ(zero_rows, best.height - fit.height);
+  EXPECT_GT(zero_rows, 0);
+}
+
+TEST(VisionLlavaNext, BatchPadsTileCounts) {
+  const std::string cfg_path = kDir + "/llava_next_336/preprocessor_config.json";
+  const ImageProcessor p = ImageProcessor::from_file(cfg_path);
+  const Image tall = decode_image_file(image_path_for("grad_37x53"));      // 3 tiles
+  const Image photo = decode_image_file(image_path_for("photo_640x427"));  // 5 tiles
+  const ProcessedImages out = p.process({tall, photo});
+  ASSERT_EQ(out.pixel_values.shape(), (Shape{2, 5, 3, 336, 336}));
+  const size_t tile = 3 * 336 * 336;
+  const Tensor a = p.preprocess(tall), b = p.preprocess(photo);
+  const float* pv = out.pixel_values.data<float>();
+  EXPECT_EQ(std::memcmp(pv, a.data<float>(), a.nbytes()), 0);
+  for (size_t i = 3 * tile; i < 5 * tile; ++i) ASSERT_EQ(pv[i], 0.0f) << "padding tile value at " << i;
+  EXPECT_EQ(std::memcmp(pv + 5 * tile, b.data<float>(), b.nbytes()), 0);
+  ASSERT_EQ(out.image_sizes.shape(), (Shape{2, 2}));
+  const int64_t* sz = out.image_sizes.data<int64_t>();
+  EXPECT_EQ(std::vector<int64_t>(sz, sz + 4), (std::vector<int64_t>{53, 37, 427, 640}));
+
+  // Without do_pad, images must make the same number of tiles.
+  nlohmann::json cfg = JsonView::load_file(cfg_path);
+  cfg["do_pad"] = false;
+  const ImageProcessor no_pad = ImageProcessor::from_json(cfg, "no_pad.json");
+  EXPECT_THROW(no_pad.process({tall, photo}), Error);
+  EXPECT_EQ(no_pad.process({tall, tall}).pixel_values.shape(), (Shape{2, 3, 3, 336, 336}));
+  // The fixed-size processors batch as [N, 3, H, W] and have no image_sizes.
+  const ImageProcessor clip = ImageProcessor::from_file(kDir + "/clip_224/preprocessor_config.json");
+  const ProcessedImages c = clip.process({tall, photo});
+  EXPECT_EQ(c.pixel_values.shape(), (Shape{2, 3, 224, 224}));
+  EXPECT_FALSE(c.image_sizes.defined());
+  EXPECT_FALSE(clip.is_anyres());
+}
+
+TEST(VisionLlavaNext, ConfigErrors) {
+  const nlohmann::json base = JsonView::load_file(kDir + "/llava_next_336/preprocessor_config.json");
+  auto error_of = [&](const char* key, const nlohmann::json& value) {
+    nlohmann::json cfg = base;
+    if (value.is_null()) {
+      cfg.erase(key);
+    } else {
+      cfg[key] = value;
+    }
+    try {
+      ImageProcessor::from_json(cfg, "llava.json");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of("image_grid_pinpoints", nlohmann::json::array()).find("llava.json: image_grid_pinpoints"),
+            std::string::npos);
+  EXPECT_NE(error_of("image_grid_pinpoints", "[(336, 672)]").find("expected a list"), std::string::npos);
+  EXPECT_NE(error_of("image_grid_pinpoints", nlohmann::json::parse("[[336, 672], [336]]")).find("[1]"),
+            std::string::npos);
+  EXPECT_NE(error_of("image_grid_pinpoints", nlohmann::json::parse("[[336, 600]]")).find("not a multiple of the tile size 336"),
+            std::string::npos);
+  EXPECT_NE(error_of("crop_size", nlohmann::json{{"height", 320}, {"width", 320}}).find("not a multiple"),
+            std::string::npos);
+  EXPECT_NE(error_of("image_grid_pinpoints", nlohmann::json::parse("[[20000, 20000]]")).find("larger than"),
+            std::string::npos);
+  // Left out, the pinpoints are the class default (llava-v1.6).
+  nlohmann::json cfg = base;
+  cfg.erase("image_grid_pinpoints");
+  EXPECT_EQ(ImageProcessor::from_json(cfg, "x.json").image_grid_pinpoints(),
+            (std::vector<ImageSize>{{336, 672}, {672, 336}, {672, 672}, {1008, 336}, {336, 1008}}));
+
+  const ImageProcessor p = ImageProcessor::from_json(base, "llava.json");
+  Image img;
+  img.width = img.height = 4;
+  img.rgb.assign(48, 9);
+  EXPECT_THROW(p.process_u8(img), Error);  // several tiles: process_tiles_u8
+  EXPECT_EQ(p.process_tiles_u8(img).size(), 3u);
+  EXPECT_THROW(p.process({}), Error);
+  // Huge images stop at the decoder's pixel limit, before any tiling.
+  DecodeOptions small;
+  small.max_pixels = 1000;
+  try {
+    p.preprocess_file(image_path_for("photo_640x427"), small);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_pixels"), std::string::npos) << e.what();
   }
 }
 

@@ -133,9 +133,18 @@ CaseResult run_preprocess_entry(const std::string& root, const json& entry, cons
     auto expected = SafetensorsFile::open(root + "/" + entry["expected"].get<std::string>());
     LUMEN_CHECK(expected->has("pixel_values_slow"), "expected file has no pixel_values_slow");
     Tensor want = expected->get("pixel_values_slow");
-    Tensor got = ip.preprocess_file(root + "/" + entry.at("image").get<std::string>());
-    r.checks.push_back(compare_tensors("pixel_values", got, want, entry.value("atol", 1e-4), entry.value("rtol", 0.0)));
-    r.status = r.checks.back().pass ? CaseStatus::Pass : CaseStatus::Fail;
+    const Image image = decode_image_file(root + "/" + entry.at("image").get<std::string>());
+    const ProcessedImages got = ip.process({image});
+    r.checks.push_back(
+        compare_tensors("pixel_values", got.pixel_values, want, entry.value("atol", 1e-4), entry.value("rtol", 0.0)));
+    // LLaVA-NeXT also returns the original (height, width) of each image.
+    if (expected->has("image_sizes_slow")) {
+      LUMEN_CHECK(got.image_sizes.defined(), ip.type(), " returns no image_sizes, the fixture has image_sizes_slow");
+      r.checks.push_back(compare_tensors("image_sizes", got.image_sizes, expected->get("image_sizes_slow"), 0, 0));
+    }
+    r.status = CaseStatus::Pass;
+    for (const TensorCheck& c : r.checks)
+      if (!c.pass) r.status = CaseStatus::Fail;
   } catch (const UnsupportedImageProcessor& e) {
     r.status = CaseStatus::Skip;
     r.message = e.what();

@@ -1,6 +1,8 @@
 #include "vision/image_processor.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "formats/json_config.h"
 
@@ -28,7 +30,12 @@ const ClassDefaults kSupported[] = {
     {"CLIPImageProcessor", Resample::Bicubic, kClipMean, kClipStd, SizeSpec{0, 0, 224, 0, 0, 0}, false, true, 224},
     {"SiglipImageProcessor", Resample::Bicubic, kHalf, kHalf, SizeSpec{224, 224, 0, 0, 0, 0}, false, false, 0},
     {"BlipImageProcessor", Resample::Bicubic, kClipMean, kClipStd, SizeSpec{384, 384, 0, 0, 0, 0}, true, false, 0},
+    // models/llava_next/image_processing_pil_llava_next.py (LlavaNextImageProcessorPil).
+    {"LlavaNextImageProcessor", Resample::Bicubic, kClipMean, kClipStd, SizeSpec{0, 0, 224, 0, 0, 0}, false, true, 224},
 };
+
+// LlavaNextImageProcessorPil.image_grid_pinpoints, used when the config has none.
+const std::vector<ImageSize> kLlavaNextPinpoints = {{336, 672}, {672, 336}, {672, 672}, {1008, 336}, {336, 1008}};
 
 // "CLIPImageProcessorFast" / "CLIPImageProcessorPil" name the same preprocessing.
 std::string base_type(std::string t) {
@@ -188,7 +195,7 @@ ImageProcessor ImageProcessor::from_json(const nlohmann::json& config, const std
   if (defaults == nullptr) {
     p.unsupported_reason_ = label + ": image_processor_type '" + p.type_ +
                             "' is not supported yet (supported: CLIPImageProcessor, SiglipImageProcessor, "
-                            "BlipImageProcessor)";
+                            "BlipImageProcessor, LlavaNextImageProcessor)";
     return p;
   }
   p.supported_ = true;
@@ -215,6 +222,28 @@ ImageProcessor ImageProcessor::from_json(const nlohmann::json& config, const std
     p.crop_width_ = static_cast<int>(crop.width);
   }
 
+  if (base == "LlavaNextImageProcessor") {
+    // LlavaNextImageProcessorPil._preprocess: the tile side ("patch_size") is crop_size.height,
+    // else size.height, else size.shortest_edge; the whole image is resized to
+    // (size.height, size.width), else to a square of size.shortest_edge.
+    p.anyres_ = true;
+    p.do_pad_ = view.get_bool("do_pad", true);
+    const int64_t tile = crop.height ? crop.height : p.size_.height ? p.size_.height : p.size_.shortest_edge;
+    LUMEN_CHECK(tile > 0, view.field("size"), ": LLaVA-NeXT needs crop_size.height, size.height or size.shortest_edge");
+    p.tile_size_ = static_cast<int>(tile);
+    if (p.size_.height && p.size_.width) {
+      p.base_size_ = {p.size_.height, p.size_.width};
+    } else {
+      LUMEN_CHECK(p.size_.shortest_edge > 0, view.field("size"),
+                  ": LLaVA-NeXT needs {height, width} or {shortest_edge} to resize the whole image");
+      p.base_size_ = {p.size_.shortest_edge, p.size_.shortest_edge};
+    }
+    p.pinpoints_ = kLlavaNextPinpoints;
+    if (view.has("image_grid_pinpoints"))
+      p.pinpoints_ = parse_grid_pinpoints(config["image_grid_pinpoints"], view.field("image_grid_pinpoints"));
+    check_pinpoints_tile(p.pinpoints_, tile, view.field("image_grid_pinpoints"));
+  }
+
   p.norm_.do_rescale = view.get_bool("do_rescale", true);
   p.norm_.rescale_factor = view.get_double("rescale_factor", 1.0 / 255.0);
   p.norm_.do_normalize = view.get_bool("do_normalize", true);
@@ -239,15 +268,123 @@ std::pair<int, int> ImageProcessor::resize_output_size(int height, int width) co
   return {static_cast<int>(s.height), static_cast<int>(s.width)};
 }
 
-Image ImageProcessor::process_u8(const Image& image) const {
-  require_supported();
+Image ImageProcessor::resize_and_crop(const Image& image) const {
   if (!do_resize_) return do_center_crop_ ? center_crop(image, crop_height_, crop_width_) : image;
   const auto [h, w] = resize_output_size(image.height, image.width);
   Image resized = resize_pil(image, w, h, resample_);
   return do_center_crop_ ? center_crop(resized, crop_height_, crop_width_) : resized;
 }
 
-Tensor ImageProcessor::preprocess(const Image& image) const { return normalize(process_u8(image)); }
+Image ImageProcessor::process_u8(const Image& image) const {
+  require_supported();
+  LUMEN_CHECK(!anyres_, label_, ": ", type_, " makes several tiles per image; use process_tiles_u8");
+  return resize_and_crop(image);
+}
+
+// LlavaNextImageProcessorPil.get_image_patches, all on uint8 pixels (the PIL backend keeps
+// uint8 until rescale, so the padding is 0 before normalization):
+//   best = select_best_resolution((H, W), pinpoints)
+//   _resize_for_patching: resize to get_patch_output_size(image, best) with `resample`
+//   _pad_for_patching: np.pad with zeros, (best - new) split as divmod(_, 2): the extra pixel
+//     goes after (bottom / right)
+//   divide_to_patches: tile x tile crops, row-major
+//   the whole image resized to base_size_ goes first
+std::vector<Image> ImageProcessor::anyres_tiles(const Image& image) const {
+  LUMEN_CHECK(image.width > 0 && image.height > 0, label_, ": empty image");
+  const ImageSize best = select_best_resolution({image.height, image.width}, pinpoints_);
+  const ImageSize fit = patch_output_size({image.height, image.width}, best);
+  const Image resized = resize_pil(image, static_cast<int>(fit.width), static_cast<int>(fit.height), resample_);
+  // _pad_for_patching recomputes get_patch_output_size on the resized image; that is `fit`
+  // again (the limiting side already equals the target side, the other scales by 1.0).
+  const int64_t top = (best.height - fit.height) / 2, left = (best.width - fit.width) / 2;
+  Image padded;
+  padded.width = static_cast<int>(best.width);
+  padded.height = static_cast<int>(best.height);
+  padded.rgb.assign(static_cast<size_t>(best.width) * best.height * 3, 0);
+  const size_t row_bytes = static_cast<size_t>(resized.width) * 3;
+  for (int y = 0; y < resized.height; ++y)
+    std::memcpy(&padded.rgb[((y + top) * best.width + left) * 3], &resized.rgb[y * row_bytes], row_bytes);
+
+  std::vector<Image> tiles;
+  tiles.push_back(resize_pil(image, static_cast<int>(base_size_.width), static_cast<int>(base_size_.height), resample_));
+  const int t = tile_size_;  // pinpoints are multiples of it (checked at load)
+  for (int ty = 0; ty + t <= padded.height; ty += t)
+    for (int tx = 0; tx + t <= padded.width; tx += t) {
+      Image tile;
+      tile.width = tile.height = t;
+      tile.rgb.resize(static_cast<size_t>(t) * t * 3);
+      for (int y = 0; y < t; ++y)
+        std::memcpy(&tile.rgb[static_cast<size_t>(y) * t * 3], &padded.rgb[((ty + y) * padded.width + tx) * 3],
+                    static_cast<size_t>(t) * 3);
+      tiles.push_back(std::move(tile));
+    }
+  return tiles;
+}
+
+std::vector<Image> ImageProcessor::process_tiles_u8(const Image& image) const {
+  require_supported();
+  if (!anyres_) return {resize_and_crop(image)};
+  // LlavaNextImageProcessorPil._preprocess: each tile (base included) is resized with `size`
+  // and center cropped as configured (a no-op for tiles already S x S in the usual configs).
+  std::vector<Image> tiles = anyres_tiles(image);
+  for (Image& tile : tiles) tile = resize_and_crop(tile);
+  for (const Image& tile : tiles)
+    LUMEN_CHECK(tile.width == tiles[0].width && tile.height == tiles[0].height, label_, ": tiles of ", tile.width, "x",
+                tile.height, " and ", tiles[0].width, "x", tiles[0].height,
+                " after resize/crop; LLaVA-NeXT needs size and crop_size to give one tile shape");
+  return tiles;
+}
+
+Tensor ImageProcessor::preprocess(const Image& image) const {
+  require_supported();
+  if (!anyres_) return normalize(resize_and_crop(image));
+  const std::vector<Image> tiles = process_tiles_u8(image);
+  const int64_t th = tiles[0].height, tw = tiles[0].width;
+  Tensor out = Tensor::zeros(DType::F32, {1, static_cast<int64_t>(tiles.size()), 3, th, tw});  // [1, tiles, 3, S, S]
+  const size_t per_tile = static_cast<size_t>(3 * th * tw);
+  for (size_t i = 0; i < tiles.size(); ++i) {
+    const Tensor t = normalize(tiles[i]);  // [1, 3, S, S]
+    std::memcpy(out.data<float>() + i * per_tile, t.data<float>(), per_tile * sizeof(float));
+  }
+  return out;
+}
+
+ProcessedImages ImageProcessor::process(const std::vector<Image>& images) const {
+  require_supported();
+  LUMEN_CHECK(!images.empty(), label_, ": no images to process");
+  std::vector<Tensor> each;  // [1, 3, H, W] or [1, tiles, 3, S, S]
+  for (const Image& img : images) each.push_back(preprocess(img));
+  // Every image must give the same shape, except LLaVA-NeXT's tile count (dim 1) with do_pad.
+  const Shape& first = each[0].shape();
+  int64_t max_tiles = 0;
+  for (size_t i = 0; i < each.size(); ++i) {
+    const Shape& s = each[i].shape();
+    const bool ok = anyres_ ? std::equal(s.begin() + 2, s.end(), first.begin() + 2) && (do_pad_ || s[1] == first[1])
+                            : s == first;
+    LUMEN_CHECK(ok, label_, ": image ", i, " gives pixel values ", shape_str(s), ", image 0 gives ", shape_str(first),
+                anyres_ ? " (different tile counts need do_pad)" : " (a batch needs one size)");
+    if (anyres_) max_tiles = std::max(max_tiles, s[1]);
+  }
+  Shape item(first.begin() + 1, first.end());  // one image's shape without the leading 1
+  ProcessedImages out;
+  // LlavaNextImageProcessorPil._pad_for_batching: zero tiles (after normalization) at the end.
+  if (anyres_) item[0] = max_tiles;
+  Shape batch{static_cast<int64_t>(images.size())};
+  batch.insert(batch.end(), item.begin(), item.end());
+  out.pixel_values = Tensor::zeros(DType::F32, batch);
+  const size_t stride = static_cast<size_t>(shape_numel(item));
+  for (size_t i = 0; i < each.size(); ++i)
+    std::memcpy(out.pixel_values.data<float>() + i * stride, each[i].data<float>(), each[i].nbytes());
+  if (anyres_) {
+    std::vector<int64_t> sizes;
+    for (const Image& img : images) {
+      sizes.push_back(img.height);
+      sizes.push_back(img.width);
+    }
+    out.image_sizes = Tensor::from_ids(sizes, {static_cast<int64_t>(images.size()), 2});
+  }
+  return out;
+}
 
 Tensor ImageProcessor::preprocess_file(const std::string& image_path, const DecodeOptions& options) const {
   require_supported();

@@ -3,9 +3,15 @@
 //
 //   decode (image.h) -> resize (PIL, `resample`) -> center crop -> rescale -> normalize
 //
-// Supported types: CLIPImageProcessor, SiglipImageProcessor, BlipImageProcessor (with or without
-// a "Fast"/"Pil" suffix, or as the legacy "<Model>FeatureExtractor"). Any other type loads with supported() == false,
-// and the preprocess calls then throw UnsupportedImageProcessor, so a caller can report SKIP instead of failing.
+// LlavaNextImageProcessor first tiles the image (AnyRes, anyres.h): resize to fit the best
+// `image_grid_pinpoints` resolution (aspect kept), pad centered with zeros, cut S x S tiles
+// row-major, and put the whole image resized to S x S in front; every tile then goes through
+// the steps above. Its output is [1, tiles, 3, S, S] plus image_sizes (original height, width).
+//
+// Supported types: CLIPImageProcessor, SiglipImageProcessor, BlipImageProcessor,
+// LlavaNextImageProcessor (with or without a "Fast"/"Pil" suffix, or as the legacy
+// "<Model>FeatureExtractor"). Any other type loads with supported() == false, and the
+// preprocess calls then throw UnsupportedImageProcessor, so a caller can report SKIP instead of failing.
 //
 // For one preprocessing fixture entry (`lumen verify`):
 //   Tensor pixel_values = preprocess_image_file("clip_224/preprocessor_config.json", "cat.png");
@@ -13,9 +19,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "vision/anyres.h"
 #include "vision/image.h"
 #include "vision/resize.h"
 
@@ -45,6 +53,16 @@ std::pair<int, int> get_size_with_aspect_ratio(int height, int width, int64_t si
 // image_utils.get_image_size_for_max_height_width.
 std::pair<int, int> get_image_size_for_max_height_width(int height, int width, int64_t max_height, int64_t max_width);
 
+// What a processor returns for a batch of images (BatchFeature's tensors).
+struct ProcessedImages {
+  // [N, 3, H, W] for the fixed-size processors; [N, tiles, 3, S, S] for LLaVA-NeXT, images
+  // with fewer tiles padded with zero tiles when do_pad (else all must have the same count).
+  Tensor pixel_values;
+  // I64 [N, 2]: each original (height, width). Only LLaVA-NeXT returns it; undefined (a
+  // default Tensor) for the others.
+  Tensor image_sizes;
+};
+
 class ImageProcessor {
  public:
   // Reads preprocessor_config.json; errors name the file and the field.
@@ -62,9 +80,16 @@ class ImageProcessor {
   // (height, width) after the resize step for an input of the given size.
   std::pair<int, int> resize_output_size(int height, int width) const;
   // The uint8 image just before rescale/normalize: resize then center crop (as configured).
+  // Throws for a tiling processor (is_anyres()); use process_tiles_u8.
   Image process_u8(const Image& image) const;
-  // Normalized float pixel values [1, 3, H, W] of an RGB image.
+  // The uint8 tiles just before rescale/normalize: one image for the fixed-size processors;
+  // for LLaVA-NeXT the base image then the grid tiles row-major (anyres_num_tiles of them).
+  std::vector<Image> process_tiles_u8(const Image& image) const;
+  // Normalized float pixel values of one RGB image: [1, 3, H, W], or [1, tiles, 3, S, S] for
+  // LLaVA-NeXT (the shape of the fixtures' pixel_values).
   Tensor preprocess(const Image& image) const;
+  // A batch, with image_sizes where the processor has them (see ProcessedImages).
+  ProcessedImages process(const std::vector<Image>& images) const;
   // Decodes (EXIF orientation, alpha dropped as transformers' convert_to_rgb) and preprocesses.
   Tensor preprocess_file(const std::string& image_path, const DecodeOptions& options = {}) const;
   // rescale + normalize of an already resized/cropped uint8 image.
@@ -79,9 +104,18 @@ class ImageProcessor {
   int crop_width() const { return crop_width_; }
   const NormalizeParams& normalize_params() const { return norm_; }
   bool do_convert_rgb() const { return do_convert_rgb_; }
+  // LLaVA-NeXT (AnyRes) settings; is_anyres() is false for the other processors.
+  bool is_anyres() const { return anyres_; }
+  const std::vector<ImageSize>& image_grid_pinpoints() const { return pinpoints_; }
+  // Side of a tile (transformers' patch_size in get_image_patches: crop_size.height, else
+  // size.height, else size.shortest_edge).
+  int tile_size() const { return tile_size_; }
+  bool do_pad() const { return do_pad_; }
 
  private:
   void require_supported() const;
+  Image resize_and_crop(const Image& image) const;
+  std::vector<Image> anyres_tiles(const Image& image) const;
 
   std::string label_;
   std::string type_;
@@ -95,9 +129,15 @@ class ImageProcessor {
   NormalizeParams norm_;
   // Decoding always yields RGB, which is what convert_to_rgb makes; kept for completeness.
   bool do_convert_rgb_ = true;
+  bool anyres_ = false;
+  std::vector<ImageSize> pinpoints_;
+  int tile_size_ = 0;
+  ImageSize base_size_;  // the whole image's resize target in get_image_patches
+  bool do_pad_ = false;
 };
 
-// ImageProcessor::from_file(config_path).preprocess_file(image_path): [1, 3, H, W].
+// ImageProcessor::from_file(config_path).preprocess_file(image_path): [1, 3, H, W]
+// ([1, tiles, 3, S, S] for LLaVA-NeXT).
 // Throws UnsupportedImageProcessor for processor types lumen does not implement yet.
 Tensor preprocess_image_file(const std::string& config_path, const std::string& image_path,
                              const DecodeOptions& options = {});

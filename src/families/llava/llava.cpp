@@ -4,6 +4,7 @@
 
 #include "families/family_util.h"
 #include "formats/json_config.h"
+#include "vision/anyres.h"
 
 namespace lumen {
 
@@ -39,14 +40,8 @@ LlavaConfig LlavaConfig::from_hf(const nlohmann::json& j, const std::string& pat
   c.image_token_id = v.has("image_token_index") ? v.get_int("image_token_index") : v.get_int("image_token_id", 32000);
   LUMEN_CHECK(c.image_token_id >= 0, v.field("image_token_index"), ": negative");
   if (v.has("image_grid_pinpoints")) {
-    const auto& pp = v.raw()["image_grid_pinpoints"];
-    LUMEN_CHECK(pp.is_array() && !pp.empty(), v.field("image_grid_pinpoints"), ": expected a list of [height, width]");
-    for (const auto& p : pp) {
-      LUMEN_CHECK(p.is_array() && p.size() == 2 && p[0].is_number_integer() && p[1].is_number_integer() &&
-                      p[0].get<int64_t>() > 0 && p[1].get<int64_t>() > 0,
-                  v.field("image_grid_pinpoints"), ": entry ", p.dump(), " is not [height, width]");
-      c.grid_pinpoints.emplace_back(p[0].get<int64_t>(), p[1].get<int64_t>());
-    }
+    c.grid_pinpoints = parse_grid_pinpoints(v.raw()["image_grid_pinpoints"], v.field("image_grid_pinpoints"));
+    check_pinpoints_tile(c.grid_pinpoints, c.vision.image_size, v.field("image_grid_pinpoints"));
   }
   return c;
 }
@@ -97,68 +92,20 @@ ParamScope scope_of(const ParamScope& root, const std::string& path) {
   }
 }
 
-// Python's round(x, 7) then int(): the unpadding arithmetic of modeling_llava_next.unpad_image.
-int64_t round7_int(double x) { return static_cast<int64_t>(std::nearbyint(x * 1e7) / 1e7); }
-
-// image_processing_utils.select_best_resolution: the pinpoint that keeps the most of the image
-// after an aspect-preserving downscale, then wastes the least area.
-std::pair<int64_t, int64_t> select_best_resolution(int64_t h, int64_t w,
-                                                   const std::vector<std::pair<int64_t, int64_t>>& pinpoints) {
-  std::pair<int64_t, int64_t> best{0, 0};
-  int64_t max_effective = 0;
-  double min_wasted = 1e300;
-  for (const auto& [ph, pw] : pinpoints) {
-    const double scale = std::min(static_cast<double>(pw) / static_cast<double>(w),
-                                  static_cast<double>(ph) / static_cast<double>(h));
-    const int64_t dw = static_cast<int64_t>(static_cast<double>(w) * scale);
-    const int64_t dh = static_cast<int64_t>(static_cast<double>(h) * scale);
-    const int64_t effective = std::min(dw * dh, w * h);
-    const double wasted = static_cast<double>(ph * pw - effective);
-    if (effective > max_effective || (effective == max_effective && wasted < min_wasted)) {
-      max_effective = effective;
-      min_wasted = wasted;
-      best = {ph, pw};
-    }
-  }
-  return best;
-}
-
 struct PackedGrid {
-  int64_t tiles_h = 0, tiles_w = 0;   // grid tiles
-  int64_t rows0 = 0, cols0 = 0;       // feature map before unpadding
-  int64_t row0 = 0, col0 = 0;         // first kept row / column
-  int64_t rows = 0, cols = 0;         // kept
+  int64_t tiles_h = 0, tiles_w = 0;  // grid tiles
+  UnpaddedGrid kept;                 // the block of the feature map that saw the image
 };
 
-// get_anyres_image_grid_shape + unpad_image for an image of (h, w).
+// get_anyres_image_grid_shape + unpad_image for an image of (h, w) (vision/anyres.h).
 PackedGrid anyres_grid(const LlavaConfig& c, int64_t h, int64_t w) {
   LUMEN_CHECK(h > 0 && w > 0, "image size ", h, "x", w, " is not positive");
-  const auto [bh, bw] = select_best_resolution(h, w, c.grid_pinpoints);
-  const int64_t S = c.vision.image_size, s = c.vision.grid();
+  const int64_t s = c.vision.grid();
+  const AnyresGrid tiles = anyres_grid_shape({h, w}, c.grid_pinpoints, c.vision.image_size);
   PackedGrid g;
-  g.tiles_h = bh / S;
-  g.tiles_w = bw / S;
-  LUMEN_CHECK(g.tiles_h > 0 && g.tiles_w > 0, "image_grid_pinpoints entry ", bh, "x", bw,
-              " is smaller than the tower's image size ", S);
-  g.rows0 = g.tiles_h * s;
-  g.cols0 = g.tiles_w * s;
-  g.rows = g.rows0;
-  g.cols = g.cols0;
-  const double orig_aspect = static_cast<double>(w) / static_cast<double>(h);
-  const double cur_aspect = static_cast<double>(g.cols0) / static_cast<double>(g.rows0);
-  if (orig_aspect > cur_aspect) {
-    const double scale = static_cast<double>(g.cols0) / static_cast<double>(w);
-    const int64_t new_h = round7_int(static_cast<double>(h) * scale);
-    const int64_t pad = (g.rows0 - new_h) / 2;
-    g.row0 = pad;
-    g.rows = g.rows0 - 2 * pad;
-  } else {
-    const double scale = static_cast<double>(g.rows0) / static_cast<double>(h);
-    const int64_t new_w = round7_int(static_cast<double>(w) * scale);
-    const int64_t pad = (g.cols0 - new_w) / 2;
-    g.col0 = pad;
-    g.cols = g.cols0 - 2 * pad;
-  }
+  g.tiles_h = tiles.rows;
+  g.tiles_w = tiles.cols;
+  g.kept = unpadded_feature_grid(h, w, tiles.rows * s, tiles.cols * s);
   return g;
 }
 
@@ -216,7 +163,7 @@ Tensor LlavaModel::tile_features(const Tensor& pixel_values) const {
 int64_t LlavaModel::image_token_count(const ImageInput& image) const {
   if (!anyres()) return tokens_per_tile();
   const PackedGrid g = anyres_grid(cfg, image.height, image.width);
-  return tokens_per_tile() + g.rows * (g.cols + 1);
+  return tokens_per_tile() + g.kept.rows * (g.kept.cols + 1);
 }
 
 Tensor LlavaModel::encode_image(const ImageInput& image) const {
@@ -240,13 +187,13 @@ Tensor LlavaModel::encode_image(const ImageInput& image) const {
   Tensor used = pv.dim(0) == tiles ? pv : pv.slice0(0, tiles);
   Tensor f = tile_features(used);  // [tiles, s*s, Dt]
   const int64_t s = cfg.vision.grid();
-  Tensor out = Tensor::zeros({n + g.rows * (g.cols + 1), Dt});
+  Tensor out = Tensor::zeros({n + g.kept.rows * (g.kept.cols + 1), Dt});
   float* o = out.data<float>();
   const float* fp = f.data<float>();
   std::memcpy(o, fp, static_cast<size_t>(n * Dt) * sizeof(float));
   o += n * Dt;
-  for (int64_t r = g.row0; r < g.row0 + g.rows; ++r) {
-    for (int64_t c = g.col0; c < g.col0 + g.cols; ++c) {
+  for (int64_t r = g.kept.top; r < g.kept.top + g.kept.rows; ++r) {
+    for (int64_t c = g.kept.left; c < g.kept.left + g.kept.cols; ++c) {
       // Feature map cell (r, c) = tile (r / s, c / s), patch (r % s, c % s).
       const int64_t tile = 1 + (r / s) * g.tiles_w + (c / s);
       const int64_t patch = (r % s) * s + (c % s);

@@ -2,7 +2,7 @@
 // embedding space, and a LLaMA/Mistral decoder. The image's features replace the prompt's
 // image-token positions. Reference: transformers/models/llava/modeling_llava.py.
 //
-// LLaVA-NeXT (llava_next.cpp) is this model plus AnyRes tiling and feature packing.
+// LLaVA-NeXT is the same model with AnyRes tiling and feature packing (image_grid_pinpoints).
 #pragma once
 #include <string>
 #include <utility>
@@ -11,6 +11,7 @@
 #include "blocks/decoder_lm.h"
 #include "blocks/vit.h"
 #include "families/family.h"
+#include "vision/anyres.h"
 
 namespace lumen {
 
@@ -25,7 +26,7 @@ struct LlavaConfig {
   std::vector<int64_t> feature_layers{-2};
   bool select_full = false;  // vision_feature_select_strategy "full" keeps the CLS token
   int64_t image_token_id = 32000;
-  std::vector<std::pair<int64_t, int64_t>> grid_pinpoints;  // LLaVA-NeXT (height, width)
+  std::vector<ImageSize> grid_pinpoints;  // LLaVA-NeXT AnyRes resolutions
   std::string model_type = "llava";
 
   static LlavaConfig from_hf(const nlohmann::json& j, const std::string& path);

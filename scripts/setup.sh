@@ -20,3 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   echo "setup: all build dependencies present"
 fi
+# node + npm run the differential tokenizer test (tests/diff).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: installing nodejs npm"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi

@@ -12,6 +12,15 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C build -j "$JOBS"
 ctest --test-dir build --output-on-failure -j "$JOBS"
 
+echo "== Tokenizers against the JS reference (tokenizers.js, fixed seed)"
+# Needs the full tokenizer files of ../shared/tokenizers (CI lays shared/ beside the clone).
+if [ -d ../shared/tokenizers ]; then
+  (cd tests/diff && npm ci --no-audit --no-fund --loglevel=error)
+  node tests/diff/tokenizer_diff.mjs --lumen build/lumen --n "${LUMEN_DIFF_STRINGS:-5000}"
+else
+  echo "SKIPPED: ../shared/tokenizers is not present"
+fi
+
 if [ "${LUMEN_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== ASan+UBSan build + tests"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLUMEN_SANITIZE=ON >/dev/null

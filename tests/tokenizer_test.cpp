@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "text/regex.h"
+#include "text/sentencepiece.h"
 #include "text/tokenizer.h"
 #include "text/unicode.h"
 
@@ -275,6 +276,118 @@ TEST(TokenizerSentencePiece, UnigramWithPrecompiledCharsmap) {
     }
   }
   EXPECT_GE(checked, static_cast<int>(cases.at("cases").size() * 9 / 10));  // only a few are left out
+}
+
+// SentencePiece .model files against the sentencepiece library's outputs (FORMAT.md
+// section 7): ids without and with bos, id_to_piece, the pieces encode(out_type=str) gives
+// (input text for fused unknown runs), decode, plus offsets that cover the input.
+int check_spm_cases(const Tokenizer& tok, const text::SentencePieceModel& spm, const json& cases) {
+  int failures = 0;
+  for (const json& c : cases.at("cases")) {
+    const std::string text = c.at("text");
+    const std::string where = cases.value("name", "?") + " text=" + json(text).dump();
+    bool ok = true;
+    auto expect = [&](bool cond, const std::string& what, const std::string& exp, const std::string& got) {
+      if (cond) return;
+      ok = false;
+      ADD_FAILURE() << where << ": " << what << "\n  expected " << exp << "\n  got      " << got;
+    };
+    const std::vector<int64_t> ids = c.at("ids_no_special");
+    const Encoding without = tok.encode(text, false);
+    const Encoding with = tok.encode(text, true);
+    expect(without.ids == ids, "ids_no_special", json(ids).dump(), json(without.ids).dump());
+    expect(with.ids == c.at("ids_with_special").get<std::vector<int64_t>>(), "ids_with_special",
+           c.at("ids_with_special").dump(), json(with.ids).dump());
+    expect(with.tokens == c.at("tokens_with_special").get<std::vector<std::string>>(), "tokens_with_special",
+           c.at("tokens_with_special").dump(), json(with.tokens).dump());
+    std::vector<std::string> surface;
+    for (const auto& p : spm.encode(text)) surface.push_back(p.piece);
+    expect(surface == c.at("surface_pieces_no_special").get<std::vector<std::string>>(), "surface pieces",
+           c.at("surface_pieces_no_special").dump(), json(surface).dump());
+    const std::string dec = tok.decode(ids);
+    expect(dec == c.at("decode_no_special").get<std::string>(), "decode_no_special",
+           c.at("decode_no_special").dump(), json(dec).dump(-1, ' ', false, json::error_handler_t::replace));
+    // Offsets are ordered character ranges inside the text.
+    const size_t chars = text::count_chars(text);
+    for (size_t i = 0; i < without.offsets.size(); ++i) {
+      const auto [b, e] = without.offsets[i];
+      expect(b <= e && e <= chars && (i == 0 || without.offsets[i - 1].first <= b), "offsets", "ordered ranges",
+             json(without.offsets).dump());
+    }
+    failures += !ok;
+  }
+  return failures;
+}
+
+TEST(TokenizerSentencePieceModel, Llama2BpeWithByteFallback) {
+  TempDir tmp;
+  tmp.add(kData / "llama2_spm" / "tokenizer.model.gz");
+  const std::string path = (tmp.path() / "tokenizer.model").string();
+  const Tokenizer tok = Tokenizer::from_file(path);
+  const auto spm = text::SentencePieceModel::from_file(path);
+  const json cases = load_cases("llama2_spm");
+  EXPECT_EQ(tok.vocab_size(), 32000u);
+  EXPECT_EQ(tok.bos_id(), 1);
+  EXPECT_EQ(tok.eos_id(), 2);
+  EXPECT_EQ(tok.unk_id(), 0);
+  EXPECT_EQ(check_spm_cases(tok, *spm, cases), 0);
+  // Byte pieces of a split character decode back to it; a lone continuation byte to U+FFFD.
+  EXPECT_EQ(tok.decode({243, 162, 169, 156}), "\xF0\x9F\xA6\x99");
+  EXPECT_EQ(tok.decode({15043, 162, 3186}), "Hello\xEF\xBF\xBD world");
+  EXPECT_EQ(tok.decode({1, 15043, 2}, true), "Hello");
+  // A directory with only tokenizer.model is read as LlamaTokenizer (bos, no eos).
+  const Tokenizer dir_tok = Tokenizer::from_dir(tmp.path().string());
+  EXPECT_EQ(dir_tok.encode("Hello world").ids, (std::vector<int64_t>{1, 15043, 3186}));
+}
+
+TEST(TokenizerSentencePieceModel, UnigramWithNfkcCharsmap) {
+  TempDir tmp;
+  tmp.add(kData / "sentencepiece" / "test_model.model.gz");
+  const std::string path = (tmp.path() / "test_model.model").string();
+  const Tokenizer tok = Tokenizer::from_file(path);
+  const auto spm = text::SentencePieceModel::from_file(path);
+  const json cases = load_cases("sentencepiece");
+  EXPECT_EQ(tok.vocab_size(), 1000u);
+  EXPECT_EQ(check_spm_cases(tok, *spm, cases), 0);
+  // Extra whitespace is removed and the dummy prefix added; offsets point into the input.
+  EXPECT_EQ(spm->normalize("  a   b  "), "\xE2\x96\x81" "a" "\xE2\x96\x81" "b");
+  const Encoding e = tok.encode("  hello", false);
+  ASSERT_FALSE(e.offsets.empty());
+  EXPECT_EQ(e.offsets.back().second, 7u);
+  // Malformed UTF-8 never throws.
+  EXPECT_NO_THROW(spm->encode(std::string("\xFF\xC3 a\xE2\x82", 6)));
+}
+
+TEST(TokenizerSentencePieceModel, BadFilesNameTheProblem) {
+  auto error_of = [](const std::string& bytes) -> std::string {
+    try {
+      text::SentencePieceModel::from_bytes(bytes, "m.model");
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  // pieces { piece: "<unk>" type: UNKNOWN } pieces { piece: "a" score: 0 }
+  const std::string unk("\x0a\x09\x0a\x05<unk>\x18\x02", 11);
+  const std::string a("\x0a\x03\x0a\x01" "a", 5);
+  EXPECT_EQ(error_of(unk + a), "");
+  EXPECT_NE(error_of("").find("no pieces"), std::string::npos);
+  EXPECT_NE(error_of(a).find("unk is not defined"), std::string::npos);
+  EXPECT_NE(error_of(unk + a + a).find("pieces[2]: 'a' is already defined"), std::string::npos);
+  EXPECT_NE(error_of(unk.substr(0, 6)).find("longer"), std::string::npos);
+  EXPECT_NE(error_of("\x0a").find("truncated varint"), std::string::npos);
+  // trainer_spec { model_type: WORD }
+  EXPECT_NE(error_of(unk + a + std::string("\x12\x02\x18\x03", 4)).find("model_type 3"), std::string::npos);
+  // a byte piece without byte_fallback
+  EXPECT_NE(error_of(unk + std::string("\x0a\x0a\x0a\x06<0x41>\x18\x06", 12)).find("byte_fallback is false"),
+            std::string::npos);
+  // normalizer_spec { precompiled_charsmap: "\xff\xff\x00\x00\x01" }
+  EXPECT_NE(error_of(unk + a + std::string("\x1a\x07\x12\x05\xff\xff\x00\x00\x01", 9)).find("precompiled_charsmap"),
+            std::string::npos);
+  const auto tiny = text::SentencePieceModel::from_bytes(unk + a, "m.model");
+  std::vector<int64_t> ids;
+  for (const auto& p : tiny->encode("a b")) ids.push_back(p.id);
+  EXPECT_EQ(ids, (std::vector<int64_t>{0, 1, 0}));  // "▁" unknown, "a", "▁b" fused unknown
 }
 
 TEST(TokenizerErrors, NameThePartAtFault) {

@@ -15,13 +15,22 @@ namespace {
 
 // Loads the tokenizer as the fixture's reference was built (FORMAT.md section 7):
 // tokenizer.json with tokenizers' from_file; the vocab-file kinds as transformers reads a dir.
-Tokenizer load_fixture_tokenizer(const std::string& dir, const std::string& kind) {
+// A sentencepiece fixture names its .model file; it is loaded with the library's semantics.
+Tokenizer load_fixture_tokenizer(const std::string& dir, const std::string& kind, const json& record) {
   if (kind == "tokenizer.json") return Tokenizer::from_file(dir + "/tokenizer.json");
+  if (kind == "sentencepiece") {
+    std::string file = "tokenizer.model";
+    if (record.contains("files") && record["files"].is_array())
+      for (const auto& f : record["files"])
+        if (f.is_string() && f.get<std::string>().ends_with(".model")) file = f.get<std::string>();
+    return Tokenizer::from_file(dir + "/" + file);
+  }
   return Tokenizer::from_dir(dir);  // clip_bpe_gz, bpe_vocab_merges, wordpiece_vocab
 }
 
 bool tokenizer_kind_supported(const std::string& kind) {
-  return kind == "tokenizer.json" || kind == "clip_bpe_gz" || kind == "bpe_vocab_merges" || kind == "wordpiece_vocab";
+  return kind == "tokenizer.json" || kind == "clip_bpe_gz" || kind == "bpe_vocab_merges" ||
+         kind == "wordpiece_vocab" || kind == "sentencepiece";
 }
 
 std::string ids_str(const std::vector<int64_t>& ids) {
@@ -57,7 +66,7 @@ CaseResult run_tokenizer_group(const std::string& root, const json& record) {
     const std::string cases_path = root + "/" + record.value("cases_file", "tokenizers/" + name + "/cases.json");
     json cases = JsonView::load_file(cases_path);
     LUMEN_CHECK(cases.contains("cases") && cases["cases"].is_array(), cases_path, ": no 'cases' list");
-    Tokenizer tok = load_fixture_tokenizer(dir, kind);
+    Tokenizer tok = load_fixture_tokenizer(dir, kind, record);
     TensorCheck ids_check{"ids (with and without specials)", 0, 0, true, ""};
     TensorCheck decode_check{"decode (with and without skipping specials)", 0, 0, true, ""};
     size_t n = 0, bad_ids = 0, bad_decode = 0;
@@ -75,6 +84,32 @@ CaseResult run_tokenizer_group(const std::string& root, const json& record) {
             ids_check.note = "case " + std::to_string(n - 1) + " " + json(text).dump() + " (" + key +
                              "): " + first_difference(got, want) + "; got " + ids_str(got);
           ids_check.pass = false;
+        }
+      }
+      // sentencepiece records: decode(ids_no_special) and id_to_piece of each id.
+      if (c.contains("decode_no_special") && c.contains("ids_no_special")) {
+        std::string got = tok.decode(c["ids_no_special"].get<std::vector<int64_t>>(), false);
+        if (got != c["decode_no_special"].get<std::string>()) {
+          ++bad_decode;
+          if (decode_check.pass)
+            decode_check.note = "case " + std::to_string(n - 1) + " (decode_no_special): got " +
+                                json(got).dump(-1, ' ', false, json::error_handler_t::replace) + ", expected " +
+                                c["decode_no_special"].dump();
+          decode_check.pass = false;
+        }
+      }
+      if (kind == "sentencepiece" && c.contains("ids_no_special") && c.contains("tokens_no_special")) {
+        const auto ids = c["ids_no_special"].get<std::vector<int64_t>>();
+        const auto& tokens = c["tokens_no_special"];
+        for (size_t i = 0; i < ids.size() && i < tokens.size(); ++i) {
+          if (tok.id_to_token(ids[i]).value_or("") != tokens[i].get<std::string>()) {
+            ++bad_ids;
+            if (ids_check.pass)
+              ids_check.note = "case " + std::to_string(n - 1) + ": id_to_piece(" + std::to_string(ids[i]) +
+                               ") differs from " + tokens[i].dump();
+            ids_check.pass = false;
+            break;
+          }
         }
       }
       if (c.contains("ids_with_special")) {

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <mutex>
 #include <queue>
+#include <unordered_map>
 
 #include "text/components.h"
 
@@ -99,13 +101,32 @@ class Bpe : public Model {
     if (piece.empty()) return {};
     if (ignore_merges_)
       if (auto id = vocab_.find(piece)) return {Token{*id, std::string(piece), {0, piece.size()}}};
-    std::vector<Symbol> word = merge_word(piece);
+    // Words repeat (the reference caches them too): merge each distinct short word once.
+    std::vector<std::pair<uint32_t, uint32_t>> parts;  // (id, byte length)
+    const bool cacheable = piece.size() <= kMaxCachedWordBytes;
+    bool cached = false;
+    if (cacheable) {
+      std::lock_guard<std::mutex> lock(cache_mu_);
+      if (auto it = cache_.find(std::string(piece)); it != cache_.end()) {
+        parts = it->second;
+        cached = true;
+      }
+    }
+    if (!cached) {
+      const std::vector<Symbol> word = merge_word(piece);
+      parts.reserve(word.size());
+      for (const Symbol& s : word) parts.emplace_back(s.id, static_cast<uint32_t>(s.len));
+      if (cacheable) {
+        std::lock_guard<std::mutex> lock(cache_mu_);
+        if (cache_.size() < kMaxCachedWords) cache_.emplace(std::string(piece), parts);
+      }
+    }
     std::vector<Token> out;
-    out.reserve(word.size());
+    out.reserve(parts.size());
     size_t pos = 0;
-    for (const Symbol& s : word) {
-      out.push_back({s.id, std::string(vocab_.token(s.id).value_or("")), {pos, pos + s.len}});
-      pos += s.len;
+    for (const auto& [id, len] : parts) {
+      out.push_back({id, std::string(vocab_.token(id).value_or("")), {pos, pos + len}});
+      pos += len;
     }
     return out;
   }
@@ -223,6 +244,12 @@ class Bpe : public Model {
     }
     std::erase_if(w, [](const Symbol& s) { return s.len == 0; });
   }
+
+  static constexpr size_t kMaxCachedWordBytes = 256;
+  static constexpr size_t kMaxCachedWords = 1 << 17;
+  // word -> its merged (id, length) parts; results never depend on anything but the word.
+  mutable std::mutex cache_mu_;
+  mutable std::unordered_map<std::string, std::vector<std::pair<uint32_t, uint32_t>>> cache_;
 
   Vocab vocab_;
   MergeTable merges_;

@@ -7,6 +7,7 @@
 #include "core/mapped_file.h"
 #include "text/added_vocabulary.h"
 #include "text/components.h"
+#include "text/sentencepiece.h"
 #include "text/tokenizer_json.h"
 
 namespace lumen {
@@ -21,6 +22,10 @@ struct Tokenizer::Impl {
   std::unique_ptr<PostProcessor> post_processor;
   std::unique_ptr<Decoder> decoder;
   AddedVocabulary added;
+  // A SentencePiece .model instead of the pipeline above (normalizer..decoder unused, model
+  // null): the library's own encode/decode, with bos/eos added around each text as asked.
+  std::shared_ptr<const SentencePieceModel> spm;
+  bool spm_add_bos = false, spm_add_eos = false;
 
   // tokenizer.json "truncation" / "padding" (honoured by from_file, ignored under
   // transformers semantics, which resets them per call).
@@ -39,6 +44,10 @@ struct Tokenizer::Impl {
 
   std::optional<int64_t> id_of(const std::optional<std::string>& token) const {
     if (!token) return std::nullopt;
+    if (spm) {
+      if (auto id = spm->find_piece(*token)) return *id;
+      return std::nullopt;
+    }
     if (auto id = added.token_to_id(*token)) return *id;
     if (auto id = model->token_to_id(*token)) return *id;
     return std::nullopt;
@@ -338,6 +347,63 @@ void infer_specials(Tokenizer::Impl& impl, const json& post) {
   }
 }
 
+std::shared_ptr<Tokenizer::Impl> spm_impl(std::shared_ptr<const SentencePieceModel> spm, const std::string& label,
+                                          bool add_bos, bool add_eos) {
+  auto impl = std::make_shared<Tokenizer::Impl>();
+  impl->label = label;
+  impl->spm_add_bos = add_bos && spm->bos_id().has_value();
+  impl->spm_add_eos = add_eos && spm->eos_id().has_value();
+  const SpmModelProto& p = spm->proto();
+  if (spm->bos_id()) impl->bos = p.bos_piece;
+  if (spm->eos_id()) impl->eos = p.eos_piece;
+  if (spm->pad_id()) impl->pad = p.pad_piece;
+  impl->unk = spm->id_to_piece(spm->unk_id());
+  impl->spm = std::move(spm);
+  return impl;
+}
+
+// Encoding of a SentencePiece model's pieces; offsets go from bytes to characters of `text`.
+Encoding spm_encoding(const SentencePieceModel& spm, std::string_view text) {
+  const std::vector<SentencePieceModel::Piece> pieces = spm.encode(text);
+  std::vector<size_t> char_at(text.size() + 1, 0);  // byte offset -> character offset
+  size_t chars = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char_at[i] = chars;
+    if (!is_utf8_continuation(static_cast<unsigned char>(text[i]))) ++chars;
+  }
+  char_at[text.size()] = chars;
+  // A byte offset inside a character belongs to the character it is in.
+  for (size_t i = 0; i < text.size(); ++i)
+    if (is_utf8_continuation(static_cast<unsigned char>(text[i])) && char_at[i] > 0) char_at[i] = char_at[i] - 1;
+  Encoding enc;
+  const size_t n = pieces.size();
+  enc.ids.reserve(n);
+  enc.tokens.reserve(n);
+  enc.offsets.reserve(n);
+  for (const auto& p : pieces) {
+    enc.ids.push_back(p.id);
+    enc.tokens.push_back(spm.id_to_piece(p.id));
+    enc.offsets.emplace_back(char_at[p.begin], char_at[p.end]);
+  }
+  enc.type_ids.assign(n, 0);
+  enc.special_tokens_mask.assign(n, 0);
+  enc.attention_mask.assign(n, 1);
+  enc.word_ids.assign(n, 0);
+  return enc;
+}
+
+Encoding special_token_encoding(int64_t id, const std::string& token) {
+  Encoding e;
+  e.ids = {id};
+  e.tokens = {token};
+  e.offsets = {Offsets{0, 0}};
+  e.type_ids = {0};
+  e.special_tokens_mask = {1};
+  e.attention_mask = {1};
+  e.word_ids = {-1};
+  return e;
+}
+
 }  // namespace
 
 Tokenizer Tokenizer::from_json_string(std::string_view json_text, const std::string& label) {
@@ -353,6 +419,11 @@ Tokenizer Tokenizer::from_json_string(std::string_view json_text, const std::str
 }
 
 Tokenizer Tokenizer::from_file(const std::string& path) {
+  if (path.ends_with(".model")) {
+    // The sentencepiece library's semantics: bos prepended when the model has one, no eos.
+    auto spm = SentencePieceModel::from_file(path);
+    return Tokenizer(spm_impl(std::move(spm), path, true, false));
+  }
   auto file = MappedFile::open(path);
   return from_json_string(std::string_view(reinterpret_cast<const char*>(file->data()), file->size()), path);
 }
@@ -393,7 +464,13 @@ Tokenizer Tokenizer::from_dir(const std::string& dir_path) {
                 ": tokenizer_class '", cfg.tokenizer_class, "' from vocab.txt is not supported (no tokenizer.json)");
     impl = build(wordpiece_from_vocab_txt(dir, cfg), (dir / "vocab.txt").string());
   } else if (file_exists(dir / "tokenizer.model") || file_exists(dir / "spiece.model")) {
-    fail(dir_path, ": SentencePiece model files (tokenizer.model) are not supported; a tokenizer.json is needed");
+    // transformers' slow SentencePiece tokenizers: LlamaTokenizer adds bos, T5Tokenizer adds
+    // eos; tokenizer_config.json's add_bos_token / add_eos_token override.
+    const std::filesystem::path model = file_exists(dir / "tokenizer.model") ? dir / "tokenizer.model" : dir / "spiece.model";
+    const bool t5 = cfg.tokenizer_class == "T5Tokenizer";
+    const bool add_bos = cfg.flag("add_bos_token").value_or(!t5);
+    const bool add_eos = cfg.flag("add_eos_token").value_or(t5);
+    impl = spm_impl(SentencePieceModel::from_file(model.string()), model.string(), add_bos, add_eos);
   } else {
     fail(dir_path, ": no tokenizer.json, vocab.json + merges.txt, or vocab.txt");
   }
@@ -433,10 +510,15 @@ Encoding Tokenizer::encode(std::string_view text, bool add_special_tokens) const
 Encoding Tokenizer::encode(std::string_view text, bool add_special_tokens, size_t max_length) const {
   const Impl& t = *impl_;
   const std::string safe = is_valid_utf8(text) ? std::string(text) : sanitize_utf8(text);
-  PreTokenizedString pts = t.added.extract_and_normalize(t.normalizer.get(), safe);
-  if (t.pre_tokenizer) t.pre_tokenizer->pre_tokenize(pts);
-  pts.tokenize([&](const NormalizedString& n) { return t.model->tokenize(n.get()); });
-  Encoding enc = pts.into_encoding(0);
+  Encoding enc;
+  if (t.spm) {
+    enc = spm_encoding(*t.spm, safe);
+  } else {
+    PreTokenizedString pts = t.added.extract_and_normalize(t.normalizer.get(), safe);
+    if (t.pre_tokenizer) t.pre_tokenizer->pre_tokenize(pts);
+    pts.tokenize([&](const NormalizedString& n) { return t.model->tokenize(n.get()); });
+    enc = pts.into_encoding(0);
+  }
 
   bool truncate_left = false;
   if (max_length == 0 && t.honor_json_limits && t.json_max_length > 0) {
@@ -444,7 +526,8 @@ Encoding Tokenizer::encode(std::string_view text, bool add_special_tokens, size_
     truncate_left = t.json_truncate_left;
   }
   if (max_length > 0) {
-    const size_t added = add_special_tokens && t.post_processor ? t.post_processor->added_tokens() : 0;
+    size_t added = add_special_tokens && t.post_processor ? t.post_processor->added_tokens() : 0;
+    if (add_special_tokens && t.spm) added = size_t{t.spm_add_bos} + size_t{t.spm_add_eos};
     const size_t keep = max_length > added ? max_length - added : 0;
     if (enc.size() > keep) {
       if (truncate_left) {
@@ -465,6 +548,13 @@ Encoding Tokenizer::encode(std::string_view text, bool add_special_tokens, size_
     }
   }
   if (t.post_processor) enc = t.post_processor->process(std::move(enc), add_special_tokens);
+  if (t.spm && add_special_tokens && (t.spm_add_bos || t.spm_add_eos)) {
+    Encoding full;
+    if (t.spm_add_bos) full = special_token_encoding(*t.spm->bos_id(), *t.bos);
+    full.append(enc);
+    if (t.spm_add_eos) full.append(special_token_encoding(*t.spm->eos_id(), *t.eos));
+    enc = std::move(full);
+  }
 
   if (t.honor_json_limits && t.json_pad_to && enc.size() < *t.json_pad_to) {
     const int64_t pid = t.json_pad_id.value_or(0);
@@ -508,6 +598,17 @@ BatchEncoding Tokenizer::encode_batch(const std::vector<std::string>& texts, boo
 
 std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
   const Impl& t = *impl_;
+  if (t.spm) {
+    if (!skip_special_tokens) return t.spm->decode(ids);
+    // transformers' all_special_ids for these tokenizers: the control pieces and unk.
+    std::vector<int64_t> kept;
+    kept.reserve(ids.size());
+    for (int64_t id : ids)
+      if (id < 0 || static_cast<uint64_t>(id) >= t.spm->size() ||
+          (!t.spm->is_control(static_cast<uint32_t>(id)) && static_cast<uint32_t>(id) != t.spm->unk_id()))
+        kept.push_back(id);
+    return t.spm->decode(kept);
+  }
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (int64_t id : ids) {
@@ -533,6 +634,10 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special
 }
 
 std::optional<int64_t> Tokenizer::token_to_id(std::string_view token) const {
+  if (impl_->spm) {
+    if (auto id = impl_->spm->find_piece(token)) return *id;
+    return std::nullopt;
+  }
   if (auto id = impl_->added.token_to_id(token)) return *id;
   if (auto id = impl_->model->token_to_id(token)) return *id;
   return std::nullopt;
@@ -541,11 +646,16 @@ std::optional<int64_t> Tokenizer::token_to_id(std::string_view token) const {
 std::optional<std::string> Tokenizer::id_to_token(int64_t id) const {
   if (id < 0 || id > UINT32_MAX) return std::nullopt;
   const auto u = static_cast<uint32_t>(id);
+  if (impl_->spm) {
+    if (u < impl_->spm->size()) return impl_->spm->id_to_piece(u);
+    return std::nullopt;
+  }
   if (const AddedToken* a = impl_->added.token_of(u)) return a->content;
   return impl_->model->id_to_token(u);
 }
 
 size_t Tokenizer::vocab_size() const {
+  if (impl_->spm) return impl_->spm->size();
   size_t n = impl_->model->vocab_size();
   // Added tokens that the model vocabulary does not already hold.
   for (uint32_t id = 0; id < impl_->added.id_end(); ++id)

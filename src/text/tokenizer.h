@@ -34,13 +34,17 @@ struct BatchEncoding {
 
 class Tokenizer {
  public:
-  // A tokenizer.json, with the semantics of tokenizers.Tokenizer.from_file.
+  // A tokenizer.json, with the semantics of tokenizers.Tokenizer.from_file; or a
+  // SentencePiece `*.model` file, with the sentencepiece library's semantics (encode adds
+  // the model's bos when add_special_tokens, never eos; decode as DecodeIds).
   static Tokenizer from_file(const std::string& path);
   static Tokenizer from_json_string(std::string_view json_text, const std::string& label = "tokenizer.json");
   // A model directory, as transformers' AutoTokenizer reads it: tokenizer.json if present,
   // else vocab.json + merges.txt (CLIP or GPT-2 byte-level BPE), else vocab.txt (BERT
-  // WordPiece); tokenizer_config.json / special_tokens_map.json give the tokenizer class,
-  // special tokens and decoding options.
+  // WordPiece), else tokenizer.model / spiece.model (SentencePiece: bos added unless the
+  // class is T5Tokenizer, which adds eos; add_bos_token / add_eos_token override);
+  // tokenizer_config.json / special_tokens_map.json give the tokenizer class, special
+  // tokens and decoding options.
   static Tokenizer from_dir(const std::string& dir);
 
   // `text` may be any bytes: invalid UTF-8 is replaced by U+FFFD first (as Python's

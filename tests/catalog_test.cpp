@@ -5,6 +5,7 @@
 //   also the number of per-model sections and of table-of-contents lines. The Grounding Models
 //   table lists 11 models.
 #include "catalog/catalog.h"
+#include "tests/test_util.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -250,23 +251,8 @@ TEST(Catalog, DefaultPathHonoursLumenDataDir) {
 
 // --- the `lumen models` command -------------------------------------------------------------
 
-struct RunResult {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
-
-RunResult run_cli(const std::string& args) {
-  RunResult r;
-  std::string cmd = std::string(LUMEN_CLI_PATH) + " " + args + " 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (!pipe) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
-  int status = ::pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using testing_util::run_cli;
+using testing_util::RunResult;
 
 TEST(CatalogCli, JsonListsWhatLumenRuns) {
   RunResult r = run_cli("models --json --filter runs=yes --catalog " + kCatalogPath);

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <string>
 
@@ -34,6 +37,25 @@ inline void expect_family_passes(const std::string& family) {
     for (const auto& c : r.checks)
       EXPECT_TRUE(c.pass) << r.name << "/" << c.name << " max_abs " << c.max_abs << " " << c.note;
   }
+}
+
+struct RunResult {
+  int status = -1;
+  std::string output;  // stdout, and stderr too unless the caller redirects it
+};
+
+// Runs the lumen binary with `args` (a shell fragment); stderr is merged unless args redirect it.
+inline RunResult run_cli(const std::string& args, bool merge_stderr = true) {
+  RunResult r;
+  std::string cmd = std::string(LUMEN_CLI_PATH) + " " + args + (merge_stderr ? " 2>&1" : "");
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (!pipe) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
+  int status = ::pclose(pipe);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
 }  // namespace lumen::testing_util

@@ -41,7 +41,7 @@ int run(const MakeTinyArgs& a) {
   fs::create_directories(a.out, ec);
   LUMEN_CHECK(!ec, a.out, ": cannot create directory: ", ec.message());
 
-  std::string tok_src = a.tokenizer.empty() ? default_tokenizer_dir() : a.tokenizer;
+  std::string tok_src = a.tokenizer.empty() ? default_tokenizer_dir(fam->default_tokenizer) : a.tokenizer;
   TokenizerFacts facts = install_tokenizer_files(tok_src, a.out);
 
   MakeTinyOptions o;
@@ -80,8 +80,8 @@ Register reg({"make-tiny", "Write a random-weight (untrained) checkpoint of a fa
                 cmd->add_option("--family,-f", a->family, "Family to write (see `lumen models --filter runs=yes`)")->required();
                 cmd->add_option("--out,-o", a->out, "Output directory")->required();
                 cmd->add_option("--tokenizer", a->tokenizer,
-                                "tokenizer.json, or a directory with tokenizer files (default: bundled CLIP BPE)");
-                cmd->add_option("--arch", a->arch, "Size preset (tiny; clip: vit-b-32, vit-b-16, vit-l-14, vit-l-14-336)")
+                                "tokenizer.json, or a directory with tokenizer files (default: the family's bundled one, CLIP BPE or LLaMA-2)");
+                cmd->add_option("--arch", a->arch, "Size preset: tiny, or a real model's shape (see `lumen models`; e.g. clip: vit-b-32, vit-l-14-336; llava: llava-1.5-7b)")
                     ->capture_default_str();
                 cmd->add_option("--seed", a->seed, "Random seed (same seed, same weights)")->capture_default_str();
                 cmd->add_flag("--force", a->force, "Overwrite an existing checkpoint in --out");

@@ -82,6 +82,7 @@ struct FamilySpec {
   std::vector<std::string> model_types;    // config.json "model_type" values
   std::vector<std::string> architectures;  // config.json "architectures" values
   std::vector<std::string> tiny_archs;     // make-tiny --arch presets
+  std::string default_tokenizer = "clip";  // bundled tokenizer (data/tokenizers/<name>) make-tiny uses
   std::function<std::unique_ptr<Model>(const std::string& dir)> load;
   // Runs one fixture task (FORMAT.md section 5) and returns the named outputs.
   std::function<TensorMap(const Model&, const std::string& task, const TensorMap& inputs,

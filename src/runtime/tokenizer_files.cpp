@@ -10,10 +10,10 @@ namespace lumen {
 
 namespace fs = std::filesystem;
 
-std::string default_tokenizer_dir() {
+std::string default_tokenizer_dir(const std::string& name) {
   const char* env = std::getenv("LUMEN_DATA_DIR");
   std::string base = env && *env ? env : std::string(LUMEN_SOURCE_DIR) + "/data";
-  return base + "/tokenizers/clip";
+  return base + "/tokenizers/" + name;
 }
 
 TokenizerFacts install_tokenizer_files(const std::string& source, const std::string& out_dir) {

@@ -11,8 +11,8 @@ struct TokenizerFacts {
   nlohmann::json special_ids = nlohmann::json::object();  // {"bos": id, "eos": id, "pad": id}
 };
 
-// The bundled CLIP BPE tokenizer (data/tokenizers/clip), or $LUMEN_DATA_DIR/tokenizers/clip.
-std::string default_tokenizer_dir();
+// A bundled tokenizer: data/tokenizers/<name> (clip, llama2), or $LUMEN_DATA_DIR/tokenizers/<name>.
+std::string default_tokenizer_dir(const std::string& name = "clip");
 // Copies a tokenizer (a tokenizer.json file, or a directory of tokenizer files) into `out_dir`
 // and loads it to report its facts. Errors name the source.
 TokenizerFacts install_tokenizer_files(const std::string& source, const std::string& out_dir);

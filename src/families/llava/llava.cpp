@@ -3,7 +3,9 @@
 #include <cstring>
 
 #include "families/family_util.h"
+#include "core/mapped_file.h"
 #include "formats/json_config.h"
+#include "text/chat_template.h"
 #include "vision/anyres.h"
 
 namespace lumen {
@@ -349,6 +351,12 @@ void make_tiny_llava(const MakeTinyOptions& o, bool next) {
     pre["do_pad"] = true;
   }
   write_checkpoint(o.out_dir, cfg, pre, init.tensors());
+  // The prompt format of the checkpoints this mimics, unless the tokenizer brought a template.
+  if (!text::ChatTemplate::from_dir(o.out_dir)) {
+    const std::string name = !next ? "llava" : m.cfg.text.model_type == "mistral" ? "llava_next_mistral" : "vicuna";
+    nlohmann::json t = {{"chat_template", text::builtin_chat_template(name)}};
+    write_file_atomic(o.out_dir + "/chat_template.json", t.dump(2) + "\n");
+  }
 }
 
 FamilySpec llava_family() {
@@ -358,6 +366,7 @@ FamilySpec llava_family() {
   f.model_types = {"llava"};
   f.architectures = {"LlavaForConditionalGeneration"};
   f.tiny_archs = {"tiny", "llava-1.5-7b"};
+  f.default_tokenizer = "llama2";
   f.load = load_llava;
   f.run_fixture = vlm_fixture;
   f.make_tiny = [](const MakeTinyOptions& o) { make_tiny_llava(o, false); };
@@ -371,6 +380,7 @@ FamilySpec llava_next_family() {
   f.model_types = {"llava_next"};
   f.architectures = {"LlavaNextForConditionalGeneration"};
   f.tiny_archs = {"tiny", "llava-v1.6-mistral-7b"};
+  f.default_tokenizer = "llama2";
   f.load = load_llava;
   f.run_fixture = vlm_fixture;
   f.make_tiny = [](const MakeTinyOptions& o) { make_tiny_llava(o, true); };

@@ -329,6 +329,24 @@ void gemm_st(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const 
   }
 }
 
+void gemm_custom_b_st(const float* A, int64_t lda, int64_t M, int64_t K, PanelPacker pack, const void* ctx,
+                      int64_t n0, int64_t n1, const Epilogue& ep, float* C, int64_t ldc) {
+  if (M <= 0 || n1 <= n0) return;
+  if (K == 0) {
+    scale_c(M, n1 - n0, Epilogue{ep.alpha, ep.beta, ep.bias ? ep.bias + n0 : nullptr}, C + n0, ldc);
+    return;
+  }
+  float* bbuf = scratch(1, static_cast<size_t>(kKC * kNC));
+  for (int64_t jc = n0; jc < n1; jc += kNC) {
+    const int64_t nc = std::min(kNC, n1 - jc);
+    for (int64_t pc = 0; pc < K; pc += kKC) {
+      const int64_t kc = std::min(kKC, K - pc);
+      for (int64_t j0 = 0; j0 < nc; j0 += kNR) pack(ctx, pc, kc, jc + j0, std::min(kNR, nc - j0), bbuf + j0 * kc);
+      macro_block(false, A, lda, M, pc, kc, bbuf, kc * kNR, jc, nc, ep, C, ldc);
+    }
+  }
+}
+
 }  // namespace lumen::cpu
 
 namespace lumen::ops {

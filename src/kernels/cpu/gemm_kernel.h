@@ -50,6 +50,16 @@ void gemm_packed_st(bool trans_a, const float* A, int64_t lda, int64_t M, int64_
 void gemm_st(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
              const float* B, int64_t ldb, const Epilogue& ep, float* C, int64_t ldc);
 
+// Fills one B panel for gemm_custom_b_st: dst[k * kNR + j] = op(B)[pc + k][j0 + j] for
+// k < kc, j < nv, and 0 for nv <= j < kNR. `ctx` is the caller's description of B.
+using PanelPacker = void (*)(const void* ctx, int64_t pc, int64_t kc, int64_t j0, int64_t nv, float* dst);
+
+// Single-threaded: C[M, n0:n1] = op(A)[M, K] @ op(B)[K, n0:n1] with the epilogue, where the
+// B panels come from `pack` (e.g. converting f16 or q8_0 weights on the fly), one K x kNC
+// block at a time into a thread-local buffer, as gemm_st does. n0 must be a multiple of kNR.
+void gemm_custom_b_st(const float* A, int64_t lda, int64_t M, int64_t K, PanelPacker pack, const void* ctx,
+                      int64_t n0, int64_t n1, const Epilogue& ep, float* C, int64_t ldc);
+
 // A reusable 64-byte-aligned float buffer (per thread, grows only).
 float* scratch(int slot, size_t floats);
 

@@ -24,16 +24,23 @@ void write_checkpoint(const std::string& dir, const nlohmann::json& config, cons
 void add_contrastive_outputs(TensorMap& out, const Tensor& image_features, const Tensor& text_features, float scale,
                              float bias);
 
-// Reads dir/config.json into Model::cfg (Config::from_hf) and loads every tensor Model::visit names.
+// Reads dir/config.json into Model::cfg (Config::from_hf) and loads every tensor Model::visit
+// names; `options` picks the linear layers' weight format.
 template <typename ModelT>
-std::unique_ptr<Model> load_checkpoint_model(const std::string& dir) {
+std::unique_ptr<Model> load_checkpoint_model_with(const std::string& dir, const LoadOptions& options) {
   auto m = std::make_unique<ModelT>();
   const std::string path = dir + "/config.json";
   m->cfg = decltype(m->cfg)::from_hf(JsonView::load_file(path), path);
   TensorStore store = TensorStore::open(dir);
-  LoadVisitor loader(store);
+  LoadVisitor loader(store, options);
   m->visit(loader);
   return m;
+}
+
+// As above with the default options (f32 linear weights); fits Family::load.
+template <typename ModelT>
+std::unique_ptr<Model> load_checkpoint_model(const std::string& dir) {
+  return load_checkpoint_model_with<ModelT>(dir, LoadOptions{});
 }
 
 }  // namespace lumen

@@ -171,28 +171,37 @@ inline __m256i dot_q8(__m256i abs_w, __m256i w, __m256i xq) {
   return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
-// sum over blocks of d_w d_x sum(q_w q_x) for 4 rows of W (w[r]) and NX rows of x.
+// sum over blocks of d_w d_x sum(q_w q_x) for 4 rows of W (w[r]) and NX rows of x. Named
+// accumulators, not an array: GCC keeps __m256 arrays in memory (see gemm.cpp), which made
+// this loop compute-bound at ~60% of the memory bandwidth.
 template <int NX>
 inline void gemv_q8_0_tile(const int8_t* const* q, const float* const* d, int64_t nb, const BlockQ8_0* const* w,
                            float s[2][4]) {
-  __m256 acc[2][4];
-  for (auto& row : acc)
-    for (auto& a : row) a = _mm256_setzero_ps();
+  __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
+  [[maybe_unused]] __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
   for (int64_t b = 0; b < nb; ++b) {
-    __m256i xv[NX];
-    for (int i = 0; i < NX; ++i) xv[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[i] + b * kQ8BlockSize));
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
-      const BlockQ8_0& blk = w[r][b];
-      const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));
-      const __m256i aw = _mm256_sign_epi8(wq, wq);
-      const float dw = scalar_f16(blk.d);
-      for (int i = 0; i < NX; ++i)
-        acc[i][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_q8(aw, wq, xv[i])), _mm256_set1_ps(dw * d[i][b]), acc[i][r]);
-    }
+    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[0] + b * kQ8BlockSize));
+    [[maybe_unused]] __m256i x1;
+    if constexpr (NX == 2) x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[1] + b * kQ8BlockSize));
+#define LUMEN_Q8_ROW(r, acc0, acc1)                                                                        \
+  {                                                                                                        \
+    const BlockQ8_0& blk = w[r][b];                                                                        \
+    const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs));                       \
+    const __m256i aw = _mm256_sign_epi8(wq, wq);                                                           \
+    const float dw = scalar_f16(blk.d);                                                                    \
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_q8(aw, wq, x0)), _mm256_set1_ps(dw * d[0][b]), acc0);    \
+    if constexpr (NX == 2)                                                                                 \
+      acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_q8(aw, wq, x1)), _mm256_set1_ps(dw * d[1][b]), acc1);  \
   }
-  for (int i = 0; i < NX; ++i)
-    for (int r = 0; r < 4; ++r) s[i][r] = cpu::hsum(acc[i][r]);
+    LUMEN_Q8_ROW(0, a00, a10)
+    LUMEN_Q8_ROW(1, a01, a11)
+    LUMEN_Q8_ROW(2, a02, a12)
+    LUMEN_Q8_ROW(3, a03, a13)
+#undef LUMEN_Q8_ROW
+  }
+  s[0][0] = cpu::hsum(a00), s[0][1] = cpu::hsum(a01), s[0][2] = cpu::hsum(a02), s[0][3] = cpu::hsum(a03);
+  if constexpr (NX == 2)
+    s[1][0] = cpu::hsum(a10), s[1][1] = cpu::hsum(a11), s[1][2] = cpu::hsum(a12), s[1][3] = cpu::hsum(a13);
 }
 
 void gemv_q8_0(const QuantizedRows& xq, int64_t M, int64_t K, const BlockQ8_0* W, int64_t n0, int64_t n1,

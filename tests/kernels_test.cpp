@@ -222,7 +222,8 @@ TEST_F(KernelsTest, PackLinearFromHalfTensors) {
 }
 
 TEST_F(KernelsTest, LinearSameBitsOnOneAndTwoThreads) {
-  const int64_t shapes[][3] = {{1, 1000, 300}, {3, 515, 400}, {50, 400, 300}, {130, 96, 200}};
+  // 300 rows: linear_packed splits rows in pieces claimed on demand (cpu::row_piece_grain).
+  const int64_t shapes[][3] = {{1, 1000, 300}, {3, 515, 400}, {50, 400, 300}, {130, 96, 200}, {300, 70, 64}};
   for (const auto& s : shapes) {
     const int64_t M = s[0], N = s[1], K = s[2];
     auto x = random_vec(M * K, 1), W = random_vec(N * K, 2), b = random_vec(N, 3);
@@ -298,7 +299,8 @@ TEST_F(KernelsTest, QuantizeRowQ8_0MatchesReferenceAndBound) {
 
 TEST_F(KernelsTest, LinearWeightFormatsMatchReference) {
   // K not a multiple of 8 (f16 tails) only where q8_0 allows it (K % 32 == 0 there).
-  const int64_t shapes[][2] = {{37, 64}, {129, 96}, {5, 32}, {70, 320}, {33, 67}, {200, 1030}};
+  // N = 1100: the prefill path splits columns in several pieces claimed on demand.
+  const int64_t shapes[][2] = {{37, 64}, {129, 96}, {5, 32}, {70, 320}, {33, 67}, {200, 1030}, {1100, 64}};
   const int64_t rows[] = {1, 2, 3, 4, 7, 65};
   uint32_t seed = 4000;
   for (WeightFormat f : {WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16, WeightFormat::Q8_0}) {

@@ -568,6 +568,13 @@ void linear_packed(const float* x, int64_t M, const PackedWeight& w, const float
   LUMEN_CHECK(M >= 0, "linear_packed: negative row count ", M);
   if (M == 0) return;
   const Epilogue ep{1.f, 0.f, bias};
+  if (const int64_t grain = cpu::row_piece_grain(M, num_threads()); grain > 0) {
+    parallel_for_dynamic(M, grain, [&](int64_t m0, int64_t m1) {
+      cpu::gemm_packed_st(false, x + m0 * w.K, w.K, m1 - m0, w.K, w.data.get(), w.K, w.N, 0, w.N, ep, y + m0 * w.N,
+                          w.N);
+    });
+    return;
+  }
   split_work(M, w.N, w.K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     cpu::gemm_packed_st(false, x + m0 * w.K, w.K, m1 - m0, w.K, w.data.get(), w.K, w.N, n0, n1, ep, y + m0 * w.N,
                         w.N);

@@ -353,7 +353,12 @@ void linear_gemm(const float* x, int64_t M, const LinearWeight& w, const float* 
   if (threads <= 1 || flops < kMinParallelFlops) {
     cpu::gemm_custom_b_st(x, K, M, K, pack, &w, 0, N, ep, y, N);
   } else if (n_panels >= 4 * threads || n_panels >= m_panels) {
-    parallel_for(n_panels, [&](int64_t p0, int64_t p1) {
+    // Column pieces claimed on demand (a descheduled thread holds up one piece, not half the
+    // product). Every piece packs all rows of x again: pieces of >= 32 panels (512 columns)
+    // keep that under ~3% of a prefill product; rows are not split instead because then
+    // every piece would convert all of W again.
+    const int64_t grain = std::max<int64_t>(32, (n_panels + 4 * threads - 1) / (4 * threads));
+    parallel_for_dynamic(n_panels, grain, [&](int64_t p0, int64_t p1) {
       cpu::gemm_custom_b_st(x, K, M, K, pack, &w, p0 * cpu::kNR, std::min(N, p1 * cpu::kNR), ep, y, N);
     });
   } else {

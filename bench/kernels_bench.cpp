@@ -1,6 +1,6 @@
 // Attention and element-wise kernels vs the scalar oracle (lumen::ref), which is also what
 // lumen's cpu ops were before they were vectorised. Not a test.
-// Usage: kernels_bench [--min-ms 100] [--filter substring]
+// Usage: kernels_bench [--min-ms 100] [--filter substring] [--threads N]
 // Times are the best of repeated runs (wall) and of process CPU time divided by the pool's
 // thread count: on a loaded machine the CPU figure is closer to the uncontended time.
 #include <immintrin.h>
@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/membw.h"
 #include "core/threads.h"
 #include "kernels/ops.h"
 
@@ -135,6 +136,76 @@ void bench_layer(const LayerShape& s, double min_ms, double peak_all_threads) {
   std::fflush(stdout);
 }
 
+// Decode GEMV y[1, N] = x W^T on stored weight formats, against the memory read bandwidth
+// measured here with the same threads. The weights cycle through copies totalling >= 1 GiB,
+// so each call reads them from DRAM, not from the (large) last-level cache.
+void bench_gemv(double min_ms) {
+  using namespace lumen;
+  bench::Buffer probe(size_t{1} << 30);
+  const bench::Bandwidth bw = bench::best_read_bandwidth(probe, num_threads());
+  std::printf("decode GEMV (M=1), weights from DRAM; read bandwidth %.1f GB/s wall, %.1f cpu (%d threads)\n",
+              bw.wall, bw.cpu, num_threads());
+  std::printf("%-30s %10s %10s %10s %8s %8s\n", "shape / format", "GB/s wall", "GB/s cpu", "us/call", "of bw", "(cpu)");
+  const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}};
+  for (const auto& sh : shapes) {
+    const int64_t N = sh[0], K = sh[1];
+    auto w = random_vec(N * K, 21, -0.05f, 0.05f), x = random_vec(K, 22);
+    std::vector<float> y(N);
+    Tensor W = Tensor::borrow(DType::F32, {N, K}, w.data(), nullptr);
+    for (WeightFormat f : {WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16, WeightFormat::Q8_0}) {
+      const LinearWeight base = ops::make_linear_weight(W, f);
+      // Copies of the stored bytes (F32: of the packed panels) up to >= 1 GiB.
+      const size_t bytes = base.bytes();
+      const size_t copies = std::max<size_t>(2, ((size_t{1} << 30) + bytes - 1) / bytes);
+      std::vector<LinearWeight> ws(copies, base);
+      for (auto& c : ws) {
+        void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+        std::memcpy(p, f == WeightFormat::F32 ? static_cast<const void*>(base.packed.data.get()) : base.data.get(),
+                    bytes);
+        if (f == WeightFormat::F32)
+          c.packed.data = std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
+        else
+          c.data = std::shared_ptr<const void>(p, [](const void* q) { std::free(const_cast<void*>(q)); });
+      }
+      size_t next = 0;
+      Timing t = time_best([&] { ops::linear(x.data(), 1, ws[next++ % copies], nullptr, y.data()); }, min_ms);
+      char name[64];
+      std::snprintf(name, sizeof name, "gemv %lldx%lld %s", static_cast<long long>(N), static_cast<long long>(K),
+                    weight_format_name(f));
+      const double gbs = static_cast<double>(bytes) / t.wall * 1e-9, gbs_cpu = static_cast<double>(bytes) / t.cpu * 1e-9;
+      std::printf("%-30s %10.1f %10.1f %10.1f %7.0f%% %7.0f%%\n", name, gbs, gbs_cpu, t.wall * 1e6, 100 * gbs / bw.wall,
+                  100 * gbs_cpu / bw.cpu);
+      std::fflush(stdout);
+    }
+  }
+}
+
+// Prefill y[M, N] = x W^T + b (M = 640: 576 image + 64 text tokens) on each weight format.
+void bench_prefill(double min_ms, double peak_all_threads) {
+  using namespace lumen;
+  const int64_t M = 640;
+  const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
+  std::printf("prefill M=%lld %-14s %10s %10s   (GFLOP/s; %% of the FMA peak of %d threads)\n",
+              static_cast<long long>(M), "", "wall", "cpu", num_threads());
+  for (const auto& sh : shapes) {
+    const int64_t N = sh[0], K = sh[1];
+    auto w = random_vec(N * K, 31, -0.05f, 0.05f), x = random_vec(M * K, 32), b = random_vec(N, 33);
+    std::vector<float> y(M * N);
+    Tensor W = Tensor::borrow(DType::F32, {N, K}, w.data(), nullptr);
+    for (WeightFormat f : {WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16, WeightFormat::Q8_0}) {
+      const LinearWeight lw = ops::make_linear_weight(W, f);
+      Timing t = time_best([&] { ops::linear(x.data(), M, lw, b.data(), y.data()); }, min_ms);
+      const double gflop = 2.0 * M * N * K * 1e-9;
+      char name[64];
+      std::snprintf(name, sizeof name, "prefill %lldx%lld %s", static_cast<long long>(N), static_cast<long long>(K),
+                    weight_format_name(f));
+      std::printf("%-30s %10.1f %10.1f   %.0f%% / %.0f%%\n", name, gflop / t.wall, gflop / t.cpu,
+                  100 * gflop / t.wall / peak_all_threads, 100 * gflop / t.cpu / peak_all_threads);
+      std::fflush(stdout);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -144,6 +215,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--min-ms")) min_ms = std::atof(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--filter")) filter = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--threads")) set_num_threads(std::atoi(argv[i + 1]));
   }
   auto wanted = [&](const char* name) { return filter.empty() || std::string(name).find(filter) != std::string::npos; };
   const double peak = fma_peak_gflops();
@@ -152,6 +224,8 @@ int main(int argc, char** argv) {
                                {"layer vitb32 b8", 8, 50, 768, 12, 3072},
                                {"layer vitl14-336 b1", 1, 577, 1024, 16, 4096},
                                {"layer text512 b1", 1, 77, 512, 8, 2048}};
+  if (wanted("gemv")) bench_gemv(min_ms);
+  if (wanted("prefill")) bench_prefill(min_ms, peak * num_threads());
   std::printf("%-28s %10s %10s\n", "encoder layer (packed)", "wall", "cpu");
   for (const auto& l : layers)
     if (wanted(l.name)) bench_layer(l, min_ms, peak * num_threads());

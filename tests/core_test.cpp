@@ -30,4 +30,18 @@ TEST(Threads, ResizeAfterWorkRunsEveryChunkOnce) {
   }
   set_num_threads(2);
 }
+
+TEST(Threads, DynamicPiecesRunEveryIndexOnce) {
+  // Many more pieces than threads, claimed on demand; back-to-back regions must not leak
+  // pieces into each other; nested calls run inline.
+  for (int round = 0; round < 200; ++round) {
+    std::vector<int> hits(997, 0);
+    parallel_for_dynamic(997, 1 + round % 50, [&](int64_t a, int64_t b) {
+      for (int64_t i = a; i < b; ++i) hits[static_cast<size_t>(i)]++;
+      parallel_for_dynamic(4, 1, [](int64_t, int64_t) {});
+    });
+    for (int h : hits) ASSERT_EQ(h, 1) << "round " << round;
+  }
+  parallel_for_dynamic(0, 8, [](int64_t, int64_t) { FAIL(); });
+}
 }  // namespace lumen

@@ -222,7 +222,8 @@ TEST_F(KernelsTest, PackLinearFromHalfTensors) {
 }
 
 TEST_F(KernelsTest, LinearSameBitsOnOneAndTwoThreads) {
-  const int64_t shapes[][3] = {{1, 1000, 300}, {3, 515, 400}, {50, 400, 300}, {130, 96, 200}};
+  // 300 rows: linear_packed splits rows in pieces claimed on demand (cpu::row_piece_grain).
+  const int64_t shapes[][3] = {{1, 1000, 300}, {3, 515, 400}, {50, 400, 300}, {130, 96, 200}, {300, 70, 64}};
   for (const auto& s : shapes) {
     const int64_t M = s[0], N = s[1], K = s[2];
     auto x = random_vec(M * K, 1), W = random_vec(N * K, 2), b = random_vec(N, 3);
@@ -244,6 +245,168 @@ TEST_F(KernelsTest, LinearSameBitsOnOneAndTwoThreads) {
     EXPECT_EQ(0, std::memcmp(y[0].data(), y[1].data(), y[0].size() * 4)) << M << "x" << N << "x" << K;
     EXPECT_EQ(0, std::memcmp(yp[0].data(), yp[1].data(), yp[0].size() * 4)) << M << "x" << N << "x" << K;
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// LinearWeight: f32 / f16 / bf16 / q8_0 storage formats
+
+// W [N, K] as a tensor of `dt` (f16/bf16 rounded from w).
+Tensor weight_tensor(const std::vector<float>& w, int64_t N, int64_t K, DType dt) {
+  Tensor W = Tensor::zeros(dt, {N, K});
+  for (size_t i = 0; i < w.size(); ++i) {
+    if (dt == DType::F32)
+      W.data<float>()[i] = w[i];
+    else
+      static_cast<uint16_t*>(W.raw())[i] = dt == DType::F16 ? f32_to_f16(w[i]) : f32_to_bf16(w[i]);
+  }
+  return W;
+}
+
+// x with each block of 32 rounded the way the q8_0 GEMV quantizes activations: f32
+// d = max|x| / 127, q = round_half_even(x / d), x' = d * q.
+std::vector<float> q8_activations(const std::vector<float>& x) {
+  std::vector<float> out(x.size());
+  for (size_t b = 0; b < x.size(); b += 32) {
+    float amax = 0.f;
+    for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.f, id = d != 0.f ? 1.f / d : 0.f;
+    for (size_t i = b; i < b + 32; ++i) out[i] = d * std::nearbyint(x[i] * id);
+  }
+  return out;
+}
+
+TEST_F(KernelsTest, QuantizeRowQ8_0MatchesReferenceAndBound) {
+  auto x = random_vec(32 * 40, 11, -3.f, 3.f);
+  for (int i = 0; i < 32; ++i) x[64 + i] = 0.f;  // an all-zero block: d = 0, q = 0
+  x[5] = 1e-30f;                                  // a tiny value next to larger ones
+  std::vector<BlockQ8_0> a(40), b(40);
+  ops::quantize_row_q8_0(x.data(), a.data(), 32 * 40);
+  ref::quantize_row_q8_0(x.data(), b.data(), 32 * 40);
+  ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(BlockQ8_0)));
+  for (size_t blk = 0; blk < a.size(); ++blk) {
+    float amax = 0.f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[blk * 32 + i]));
+    const float d = amax / 127.f, dh = f16_to_f32(a[blk].d);
+    EXPECT_LE(std::fabs(dh - d), d * 0x1p-11f);
+    for (int i = 0; i < 32; ++i) {
+      EXPECT_LE(std::abs(a[blk].qs[i]), 127);
+      // |w - d_f16 q| <= d / 2 (rounding) + 127 |d - d_f16| (the scale's f16 rounding)
+      EXPECT_LE(std::fabs(x[blk * 32 + i] - dh * a[blk].qs[i]), d * (0.5f + 127 * 0x1p-11f) * (1 + 4 * kEps));
+    }
+  }
+  EXPECT_THROW(ops::quantize_row_q8_0(x.data(), a.data(), 33), Error);
+}
+
+TEST_F(KernelsTest, LinearWeightFormatsMatchReference) {
+  // K not a multiple of 8 (f16 tails) only where q8_0 allows it (K % 32 == 0 there).
+  // N = 1100: the prefill path splits columns in several pieces claimed on demand.
+  const int64_t shapes[][2] = {{37, 64}, {129, 96}, {5, 32}, {70, 320}, {33, 67}, {200, 1030}, {1100, 64}};
+  const int64_t rows[] = {1, 2, 3, 4, 7, 65};
+  uint32_t seed = 4000;
+  for (WeightFormat f : {WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16, WeightFormat::Q8_0}) {
+    for (const auto& s : shapes) {
+      const int64_t N = s[0], K = s[1];
+      if (f == WeightFormat::Q8_0 && K % 32 != 0) continue;
+      auto w = random_vec(N * K, ++seed), bias = random_vec(N, ++seed);
+      const DType stored = f == WeightFormat::BF16 ? DType::BF16 : f == WeightFormat::F16 ? DType::F16 : DType::F32;
+      LinearWeight lw = ops::make_linear_weight(weight_tensor(w, N, K, stored), f);
+      ASSERT_EQ(lw.format, f);
+      std::vector<float> wd(static_cast<size_t>(N * K));
+      ref::dequantize_linear_weight(lw, wd.data());
+      for (int64_t M : rows) {
+        auto x = random_vec(M * K, ++seed);
+        const std::string what = std::string(weight_format_name(f)) + " M=" + std::to_string(M);
+        std::vector<float> y1(static_cast<size_t>(M * N), kInf), y2(y1.size(), kInf);
+        single_threaded([&] { ops::linear(x.data(), M, lw, bias.data(), y1.data()); });
+        ops::linear(x.data(), M, lw, bias.data(), y2.data());
+        // Threads split N (or M), never a dot product: same bits.
+        ASSERT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * 4)) << what << " N=" << N << " K=" << K;
+        if (f == WeightFormat::Q8_0 && M <= kLinearGemvMaxM) {
+          // Same quantized weights and the GEMV's activation rounding: float rounding only.
+          check_linear_result(y1, q8_activations(x), wd, bias, M, N, K, what + " (gemv, quantized x)");
+          // Against the exact product on the dequantized weights: + activation rounding,
+          // |x - x'| <= d_x / 2 per element.
+          std::vector<float> r(y1.size());
+          ref::linear(x.data(), M, lw, bias.data(), r.data());
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+              double bound = 0, mag = std::fabs(bias[j]);
+              for (int64_t b = 0; b < K; b += 32) {
+                float amax = 0.f;
+                for (int64_t k = b; k < b + 32; ++k) amax = std::max(amax, std::fabs(x[i * K + k]));
+                for (int64_t k = b; k < b + 32; ++k) {
+                  bound += amax / 127.0 / 2 * std::fabs(wd[j * K + k]);
+                  mag += std::fabs(x[i * K + k] * wd[j * K + k]);
+                }
+              }
+              ASSERT_NEAR(y1[i * N + j], r[i * N + j], bound * 1.001 + (K + 4) * kEps * mag) << what;
+            }
+        } else {
+          check_linear_result(y1, x, wd, bias, M, N, K, what);
+        }
+        if (f == WeightFormat::Q8_0) {
+          // Against the f32 weights before quantization: |w - w'| <= d_w (1/2 + 127 * 2^-11),
+          // plus the activation rounding on the GEMV path.
+          std::vector<float> r(y1.size());
+          ref::linear(x.data(), M, K, w.data(), N, bias.data(), r.data());
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+              double bound = 0;
+              for (int64_t b = 0; b < K; b += 32) {
+                float wmax = 0.f, xmax = 0.f;
+                for (int64_t k = b; k < b + 32; ++k) {
+                  wmax = std::max(wmax, std::fabs(w[j * K + k]));
+                  xmax = std::max(xmax, std::fabs(x[i * K + k]));
+                }
+                for (int64_t k = b; k < b + 32; ++k) {
+                  bound += std::fabs(x[i * K + k]) * wmax / 127.0 * (0.5 + 127 * 0x1p-11);
+                  if (M <= kLinearGemvMaxM) bound += xmax / 127.0 / 2 * std::fabs(wd[j * K + k]);
+                }
+              }
+              ASSERT_NEAR(y1[i * N + j], r[i * N + j], bound * 1.01 + 1e-5) << what << " vs f32 weights";
+            }
+        }
+      }
+    }
+  }
+}
+
+TEST_F(KernelsTest, MakeLinearWeightConversionsAndErrors) {
+  const int64_t N = 9, K = 64;
+  auto w = random_vec(N * K, 77);
+  // Stored f16 (bf16) kept as f16 (bf16): the storage is shared, not copied.
+  for (DType dt : {DType::F16, DType::BF16}) {
+    Tensor W = weight_tensor(w, N, K, dt);
+    LinearWeight lw = ops::make_linear_weight(W, dt == DType::F16 ? WeightFormat::F16 : WeightFormat::BF16);
+    EXPECT_EQ(lw.data.get(), W.raw());
+    EXPECT_EQ(lw.bytes(), static_cast<size_t>(N * K * 2));
+  }
+  // Converting from f32 rounds to nearest even, as the scalar converters do.
+  LinearWeight h = ops::make_linear_weight(weight_tensor(w, N, K, DType::F32), WeightFormat::F16);
+  LinearWeight bh = ops::make_linear_weight(weight_tensor(w, N, K, DType::F32), WeightFormat::BF16);
+  for (size_t i = 0; i < w.size(); ++i) {
+    ASSERT_EQ(h.half()[i], f32_to_f16(w[i]));
+    ASSERT_EQ(bh.half()[i], f32_to_bf16(w[i]));
+  }
+  // Q8_0 from any stored dtype quantizes the (converted) rows like quantize_row_q8_0.
+  for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+    Tensor W = weight_tensor(w, N, K, dt);
+    LinearWeight q = ops::make_linear_weight(W, WeightFormat::Q8_0);
+    EXPECT_EQ(q.bytes(), static_cast<size_t>(N * K / 32 * 34));
+    Tensor f = W.to_f32();
+    std::vector<BlockQ8_0> expect(static_cast<size_t>(N * K / 32));
+    ref::quantize_row_q8_0(f.data<float>(), expect.data(), N * K);
+    ASSERT_EQ(0, std::memcmp(expect.data(), q.q8_0(), expect.size() * sizeof(BlockQ8_0))) << dtype_name(dt);
+  }
+  EXPECT_THROW(ops::make_linear_weight(Tensor::zeros({4, 33}), WeightFormat::Q8_0), Error);
+  EXPECT_THROW(ops::make_linear_weight(Tensor::zeros({3}), WeightFormat::F16), Error);
+  EXPECT_THROW(ops::make_linear_weight(Tensor::zeros(DType::I64, {3, 2}), WeightFormat::F32), Error);
+  std::vector<float> x(K), y(N);
+  EXPECT_THROW(ops::linear(x.data(), 1, LinearWeight{}, nullptr, y.data()), Error);
+  WeightFormat f;
+  EXPECT_TRUE(weight_format_from_name("Q8_0", &f));
+  EXPECT_EQ(f, WeightFormat::Q8_0);
+  EXPECT_FALSE(weight_format_from_name("q4_0", &f));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -160,8 +160,7 @@ void DecoderLm::visit(const ParamScope& model, const ParamScope& head, const Dec
   if (c.tie_word_embeddings) {
     lm_head.in = c.dim;
     lm_head.out = c.vocab_size;
-    lm_head.weight = embed_tokens;
-    lm_head.packed = ops::pack_linear(embed_tokens);
+    lm_head.weight = ops::make_linear_weight(embed_tokens, WeightFormat::F32);
   } else {
     lm_head.visit(head.sub("lm_head"), c.dim, c.vocab_size, false);
   }

@@ -32,13 +32,12 @@ void apply_activation(Activation act, float* x, int64_t n) {
 void Linear::visit(const ParamScope& s, int64_t in_features, int64_t out_features, bool has_bias) {
   in = in_features;
   out = out_features;
-  s("weight", {out, in}, Init::Matrix, &weight);
+  s.linear("weight", {out, in}, Init::Matrix, &weight);
   if (has_bias) s("bias", {out}, Init::Bias, &bias);
-  packed = ops::pack_linear(weight);
 }
 
 void Linear::forward(const float* x, int64_t M, float* y) const {
-  ops::linear_packed(x, M, packed, bias.defined() ? bias.data<float>() : nullptr, y);
+  ops::linear(x, M, weight, bias.defined() ? bias.data<float>() : nullptr, y);
 }
 
 Tensor Linear::forward(const Tensor& x) const {

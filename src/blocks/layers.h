@@ -18,9 +18,8 @@ void apply_activation(Activation act, float* x, int64_t n);
 
 struct Linear {
   int64_t in = 0, out = 0;
-  Tensor weight;  // [out, in]
-  Tensor bias;    // [out] or undefined
-  PackedWeight packed;  // weight in the GEMM's panel layout, packed once at load
+  LinearWeight weight;  // [out, in], in the format the visitor chose (LoadOptions::linear)
+  Tensor bias;          // [out] f32, or undefined
   void visit(const ParamScope& s, int64_t in_features, int64_t out_features, bool has_bias = true);
   // x [M, in] -> y [M, out]
   void forward(const float* x, int64_t M, float* y) const;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "blocks/params.h"
 #include "core/tensor.h"
 
 namespace lumen {
@@ -83,7 +84,8 @@ struct FamilySpec {
   std::vector<std::string> architectures;  // config.json "architectures" values
   std::vector<std::string> tiny_archs;     // make-tiny --arch presets
   std::string default_tokenizer = "clip";  // bundled tokenizer (data/tokenizers/<name>) make-tiny uses
-  std::function<std::unique_ptr<Model>(const std::string& dir)> load;
+  // Loads a checkpoint directory; options pick the linear layers' weight format (--quant).
+  std::function<std::unique_ptr<Model>(const std::string& dir, const LoadOptions& options)> load;
   // Runs one fixture task (FORMAT.md section 5) and returns the named outputs.
   std::function<TensorMap(const Model&, const std::string& task, const TensorMap& inputs,
                           const nlohmann::json& meta)>
@@ -97,7 +99,7 @@ const FamilySpec* find_family(const std::string& name);
 // Reads dir/config.json and picks the family by model_type, then architectures.
 const FamilySpec& family_for_checkpoint(const std::string& dir);
 // Loads any supported checkpoint directory.
-std::unique_ptr<Model> load_model(const std::string& dir);
+std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& options = {});
 std::vector<std::string> registered_family_names();
 
 // Helpers every family uses.

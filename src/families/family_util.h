@@ -34,16 +34,18 @@ Tensor vlm_prompt_embeddings(const VisionLanguageModel& vlm, const std::vector<i
 // when missing) and returns its id. make-tiny uses it for markers such as LLaVA's "<image>".
 int64_t add_special_token(const std::string& dir, const std::string& content);
 
-// Reads dir/config.json into Model::cfg (Config::from_hf) and loads every tensor Model::visit names.
+// Reads dir/config.json into Model::cfg (Config::from_hf) and loads every tensor Model::visit
+// names; `options` picks the linear layers' weight format.
 template <typename ModelT>
-std::unique_ptr<Model> load_checkpoint_model(const std::string& dir) {
+std::unique_ptr<Model> load_checkpoint_model_with(const std::string& dir, const LoadOptions& options) {
   auto m = std::make_unique<ModelT>();
   const std::string path = dir + "/config.json";
   m->cfg = decltype(m->cfg)::from_hf(JsonView::load_file(path), path);
   TensorStore store = TensorStore::open(dir);
-  LoadVisitor loader(store);
+  LoadVisitor loader(store, options);
   m->visit(loader);
   return m;
 }
+
 
 }  // namespace lumen

@@ -65,9 +65,9 @@ const FamilySpec& family_for_checkpoint(const std::string& dir) {
        "); lumen runs: ", known_list());
 }
 
-std::unique_ptr<Model> load_model(const std::string& dir) {
+std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& options) {
   const FamilySpec& f = family_for_checkpoint(dir);
-  return with_context(dir, [&] { return f.load(dir); });
+  return with_context(dir, [&] { return f.load(dir, options); });
 }
 
 TensorMap dual_encoder_fixture(const Model& m, const std::string& task, const TensorMap& inputs) {

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "core/tensor.h"
 
@@ -53,8 +54,60 @@ struct PackedWeight {
   bool empty() const { return data == nullptr; }
 };
 
+// ---- linear weights in a storage format -------------------------------------------------
+//
+// How a linear layer's W [N, K] (nn.Linear layout) is stored:
+//   F32   packed into the GEMM panel layout (PackedWeight above), 4 bytes per weight.
+//   F16   IEEE half, row-major [N, K], 2 bytes per weight; borrowed from the checkpoint
+//         (mmapped, no copy) when it stores F16.
+//   BF16  bfloat16, row-major [N, K], as F16 (kept rather than narrowed to F16: bf16 -> f16
+//         can overflow above 65504 and flushes small values, bf16 -> f32 is exact).
+//   Q8_0  ggml's block_q8_0: per 32 consecutive weights of a row, an f16 scale
+//         d = max|w| / 127 and 32 int8 q = round(w / d); w ~ d * q. 34 bytes per 32 weights.
+//         K must be a multiple of 32 (as in ggml).
+// The kernels (ops::linear below) convert on the fly: few rows of x (decode) run a
+// memory-bound GEMV straight from the stored bytes, many rows (prefill) convert weight tiles
+// into the f32 GEMM panels and reuse the f32 micro-kernel.
+enum class WeightFormat { F32, F16, BF16, Q8_0 };
+const char* weight_format_name(WeightFormat f);  // "f32", "f16", "bf16", "q8_0"
+// Parses those names (case-insensitive); false when unknown.
+bool weight_format_from_name(const std::string& name, WeightFormat* out);
+
+constexpr int64_t kQ8BlockSize = 32;
+// ggml's block_q8_0, byte for byte (so GGUF Q8_0 tensors can be used in place).
+struct BlockQ8_0 {
+  uint16_t d;  // f16 scale
+  int8_t qs[kQ8BlockSize];
+};
+static_assert(sizeof(BlockQ8_0) == 34, "block_q8_0 is 34 bytes");
+
+struct LinearWeight {
+  WeightFormat format = WeightFormat::F32;
+  int64_t N = 0, K = 0;
+  PackedWeight packed;               // F32
+  std::shared_ptr<const void> data;  // F16/BF16: uint16_t [N, K]; Q8_0: BlockQ8_0 [N, K / 32]
+  bool empty() const { return N == 0; }
+  size_t bytes() const;  // storage the weight occupies (what one pass over it reads)
+  const uint16_t* half() const { return static_cast<const uint16_t*>(data.get()); }
+  const BlockQ8_0* q8_0() const { return static_cast<const BlockQ8_0*>(data.get()); }
+};
+
+// Rows of x up to which ops::linear(LinearWeight) runs the GEMV path (tests cover both sides).
+constexpr int64_t kLinearGemvMaxM = 4;
+
 namespace ops {
 LUMEN_OPS_DECLARATIONS
+// W: a 2-D [N, K] F32/F16/BF16 tensor. F16 from an F16 tensor (and BF16 from BF16) shares
+// its storage (no copy: an mmapped checkpoint stays mapped); other combinations convert
+// (F32 -> F16 rounds to nearest even; Q8_0 quantizes, in parallel). Q8_0 with K % 32 != 0
+// is an error.
+LinearWeight make_linear_weight(const Tensor& W, WeightFormat format);
+// y[M, N] = x[M, K] @ W^T + bias[N]; bias may be null. F32 is linear_packed. For M <=
+// kLinearGemvMaxM, Q8_0 also quantizes each row of x to int8 blocks (f32 scale per 32) and
+// uses integer dot products, as ggml's q8_0 x q8_0 dot; larger M use f32 x.
+void linear(const float* x, int64_t M, const LinearWeight& w, const float* bias, float* y);
+// ggml's quantize_row_q8_0: x [k] (k % 32 == 0) -> k / 32 blocks. Rounds half to even.
+void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t k);
 // Packs W [N, K] (f32, or a 2-D F32/F16/BF16 tensor) for linear_packed.
 PackedWeight pack_linear(const float* W, int64_t N, int64_t K);
 PackedWeight pack_linear(const Tensor& W);
@@ -77,6 +130,12 @@ void embedding(const Tensor& table, const int64_t* ids, int64_t n, float* out);
 
 namespace ref {
 LUMEN_OPS_DECLARATIONS
+// The scalar definitions of the weight formats: y = x @ dequant(W)^T + bias (double sums),
+// W dequantized exactly as stored (f16/bf16 -> f32; q8_0 -> f32(d) * q).
+void linear(const float* x, int64_t M, const LinearWeight& w, const float* bias, float* y);
+void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t k);
+// dequant(W) [N, K] as f32.
+void dequantize_linear_weight(const LinearWeight& w, float* out);
 }  // namespace ref
 
 }  // namespace lumen

@@ -188,7 +188,7 @@ FamilySpec clip_family() {
   f.model_types = {"clip"};
   f.architectures = {"CLIPModel"};
   f.tiny_archs = {"tiny", "vit-b-32", "vit-b-16", "vit-l-14", "vit-l-14-336"};
-  f.load = load_checkpoint_model<ClipModel>;
+  f.load = load_checkpoint_model_with<ClipModel>;
   f.run_fixture = [](const Model& m, const std::string& task, const TensorMap& in, const nlohmann::json&) {
     return dual_encoder_fixture(m, task, in);
   };

@@ -65,7 +65,7 @@ FamilySpec llama_family() {
   f.architectures = {"LlamaForCausalLM", "MistralForCausalLM"};
   f.tiny_archs = {"tiny", "llama-2-7b", "mistral-7b"};
   f.default_tokenizer = "llama2";
-  f.load = load_checkpoint_model<LlamaModel>;
+  f.load = load_checkpoint_model_with<LlamaModel>;
   f.run_fixture = [](const Model& m, const std::string& task, const TensorMap&, const nlohmann::json&) -> TensorMap {
     fail("no fixture task '", task, "' for family ", m.family());
   };

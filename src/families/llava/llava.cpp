@@ -281,7 +281,9 @@ TensorMap vlm_fixture(const Model& m, const std::string& task, const TensorMap& 
 
 namespace {
 
-std::unique_ptr<Model> load_llava(const std::string& dir) { return load_checkpoint_model<LlavaModel>(dir); }
+std::unique_ptr<Model> load_llava(const std::string& dir, const LoadOptions& options) {
+  return load_checkpoint_model_with<LlavaModel>(dir, options);
+}
 
 }  // namespace
 

@@ -200,7 +200,7 @@ FamilySpec siglip_family() {
   f.model_types = {"siglip"};
   f.architectures = {"SiglipModel"};
   f.tiny_archs = {"tiny", "base-patch16-224"};
-  f.load = load_checkpoint_model<SiglipModel>;
+  f.load = load_checkpoint_model_with<SiglipModel>;
   f.run_fixture = [](const Model& m, const std::string& task, const TensorMap& in, const nlohmann::json&) {
     return dual_encoder_fixture(m, task, in);
   };

@@ -152,7 +152,8 @@ void attention(const float* q, int64_t q_stride, const float* k, int64_t k_strid
   const int64_t blocks = (Lq + kQueryBlock - 1) / kQueryBlock;
   if (heads >= 2 * num_threads() || blocks == 1) {
     // One task per head: K/V packed once and shared by all its query blocks.
-    parallel_for(heads, [&](int64_t h0, int64_t h1) {
+    // Heads claimed one at a time, so a descheduled thread holds up one head, not half.
+    parallel_for_dynamic(heads, 1, [&](int64_t h0, int64_t h1) {
       for (int64_t h = h0; h < h1; ++h) {
         const PackedHead kv = pack_head(args, h, visible_keys(mask, Lq - 1, Lk));
         for (int64_t i0 = 0; i0 < Lq; i0 += kQueryBlock)

@@ -329,6 +329,24 @@ void gemm_st(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const 
   }
 }
 
+void gemm_custom_b_st(const float* A, int64_t lda, int64_t M, int64_t K, PanelPacker pack, const void* ctx,
+                      int64_t n0, int64_t n1, const Epilogue& ep, float* C, int64_t ldc) {
+  if (M <= 0 || n1 <= n0) return;
+  if (K == 0) {
+    scale_c(M, n1 - n0, Epilogue{ep.alpha, ep.beta, ep.bias ? ep.bias + n0 : nullptr}, C + n0, ldc);
+    return;
+  }
+  float* bbuf = scratch(1, static_cast<size_t>(kKC * kNC));
+  for (int64_t jc = n0; jc < n1; jc += kNC) {
+    const int64_t nc = std::min(kNC, n1 - jc);
+    for (int64_t pc = 0; pc < K; pc += kKC) {
+      const int64_t kc = std::min(kKC, K - pc);
+      for (int64_t j0 = 0; j0 < nc; j0 += kNR) pack(ctx, pc, kc, jc + j0, std::min(kNR, nc - j0), bbuf + j0 * kc);
+      macro_block(false, A, lda, M, pc, kc, bbuf, kc * kNR, jc, nc, ep, C, ldc);
+    }
+  }
+}
+
 }  // namespace lumen::cpu
 
 namespace lumen::ops {
@@ -550,6 +568,13 @@ void linear_packed(const float* x, int64_t M, const PackedWeight& w, const float
   LUMEN_CHECK(M >= 0, "linear_packed: negative row count ", M);
   if (M == 0) return;
   const Epilogue ep{1.f, 0.f, bias};
+  if (const int64_t grain = cpu::row_piece_grain(M, num_threads()); grain > 0) {
+    parallel_for_dynamic(M, grain, [&](int64_t m0, int64_t m1) {
+      cpu::gemm_packed_st(false, x + m0 * w.K, w.K, m1 - m0, w.K, w.data.get(), w.K, w.N, 0, w.N, ep, y + m0 * w.N,
+                          w.N);
+    });
+    return;
+  }
   split_work(M, w.N, w.K, [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     cpu::gemm_packed_st(false, x + m0 * w.K, w.K, m1 - m0, w.K, w.data.get(), w.K, w.N, n0, n1, ep, y + m0 * w.N,
                         w.N);

@@ -50,6 +50,31 @@ void gemm_packed_st(bool trans_a, const float* A, int64_t lda, int64_t M, int64_
 void gemm_st(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
              const float* B, int64_t ldb, const Epilogue& ep, float* C, int64_t ldc);
 
+// Fills one B panel for gemm_custom_b_st: dst[k * kNR + j] = op(B)[pc + k][j0 + j] for
+// k < kc, j < nv, and 0 for nv <= j < kNR. `ctx` is the caller's description of B.
+using PanelPacker = void (*)(const void* ctx, int64_t pc, int64_t kc, int64_t j0, int64_t nv, float* dst);
+
+// Single-threaded: C[M, n0:n1] = op(A)[M, K] @ op(B)[K, n0:n1] with the epilogue, where the
+// B panels come from `pack` (e.g. converting f16 or q8_0 weights on the fly), one K x kNC
+// block at a time into a thread-local buffer, as gemm_st does. n0 must be a multiple of kNR.
+void gemm_custom_b_st(const float* A, int64_t lda, int64_t M, int64_t K, PanelPacker pack, const void* ctx,
+                      int64_t n0, int64_t n1, const Epilogue& ep, float* C, int64_t ldc);
+
+// Many rows times a weight packed once (linear_packed, or converted panels): rows can be
+// split in pieces claimed on demand (parallel_for_dynamic) at no cost the column split
+// avoids -- every piece packs only its own rows of x and streams W once per block of rows, as
+// one thread does per kMC rows. Pieces of >= kMinRowPiece rows keep that stream at <=
+// 2 / kMinRowPiece bytes per flop (~2 GB/s at 60 GFLOP/s). About 4 pieces per thread: on the
+// shared 2-core machine a worker descheduled by other jobs held up its whole static half of
+// every ViT-L/14-336 product, which made 2 threads slower than 1 (bench/README.md).
+// Returns the rows per piece, or 0 when there are too few rows (split columns instead).
+constexpr int64_t kMinRowPiece = 64;
+inline int64_t row_piece_grain(int64_t M, int64_t threads) {
+  if (threads <= 1 || M < 2 * kMinRowPiece * threads) return 0;
+  const int64_t per_piece = (M + 4 * threads - 1) / (4 * threads);
+  return round_up(per_piece > kMinRowPiece ? per_piece : kMinRowPiece, kMR);
+}
+
 // A reusable 64-byte-aligned float buffer (per thread, grows only).
 float* scratch(int slot, size_t floats);
 

@@ -4,6 +4,8 @@
 #include <limits>
 #include <vector>
 
+#include "core/half.h"
+#include "kernels/cpu/gemm_kernel.h"  // the F32 panel layout, to read packed weights back
 #include "kernels/ops.h"
 
 namespace lumen::ref {
@@ -127,6 +129,49 @@ void attention(const float* q, int64_t q_stride, const float* k, int64_t k_strid
       }
     }
   }
+}
+
+void quantize_row_q8_0(const float* x, BlockQ8_0* y, int64_t k) {
+  LUMEN_CHECK(k % kQ8BlockSize == 0, "quantize_row_q8_0: length ", k, " is not a multiple of 32");
+  for (int64_t b = 0; b < k / kQ8BlockSize; ++b) {
+    const float* xb = x + b * kQ8BlockSize;
+    float amax = 0.f;
+    for (int64_t i = 0; i < kQ8BlockSize; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float d = amax / 127.f;
+    const float id = d != 0.f ? 1.f / d : 0.f;
+    y[b].d = f32_to_f16(d);
+    for (int64_t i = 0; i < kQ8BlockSize; ++i) y[b].qs[i] = static_cast<int8_t>(std::nearbyint(xb[i] * id));
+  }
+}
+
+void dequantize_linear_weight(const LinearWeight& w, float* out) {
+  const int64_t N = w.N, K = w.K;
+  for (int64_t j = 0; j < N; ++j)
+    for (int64_t k = 0; k < K; ++k) {
+      float v = 0.f;
+      switch (w.format) {
+        case WeightFormat::F32: {  // K blocks of kKC rows, panels of kNR columns, k-major
+          const int64_t npad = cpu::round_up(N, cpu::kNR), pc = k / cpu::kKC * cpu::kKC;
+          const int64_t kc = std::min(cpu::kKC, K - pc);
+          v = w.packed.data.get()[pc * npad + (j / cpu::kNR) * kc * cpu::kNR + (k - pc) * cpu::kNR + j % cpu::kNR];
+          break;
+        }
+        case WeightFormat::F16: v = f16_to_f32(w.half()[j * K + k]); break;
+        case WeightFormat::BF16: v = bf16_to_f32(w.half()[j * K + k]); break;
+        case WeightFormat::Q8_0: {
+          const BlockQ8_0& blk = w.q8_0()[j * (K / kQ8BlockSize) + k / kQ8BlockSize];
+          v = f16_to_f32(blk.d) * static_cast<float>(blk.qs[k % kQ8BlockSize]);
+          break;
+        }
+      }
+      out[j * K + k] = v;
+    }
+}
+
+void linear(const float* x, int64_t M, const LinearWeight& w, const float* bias, float* y) {
+  std::vector<float> W(static_cast<size_t>(w.N * w.K));
+  dequantize_linear_weight(w, W.data());
+  linear(x, M, w.K, W.data(), w.N, bias, y);
 }
 
 }  // namespace lumen::ref

@@ -273,6 +273,11 @@ FEATURES = [
     ("lstrip_first_line", "   {% if true %}X{% endif %}"),
     ("raw_block", "{% raw %}{{ not evaluated }} {% if %}{% endraw %}\nafter"),
     ("var_no_trim", "{{ s }}\n{{ n }}\n"),
+    ("raw_dash", "a\n\t {%- raw -%}  x {{ y }}  {%- endraw -%}  \nb"),
+    ("raw_lstrip", "a\n  {% raw %}\n  x\n  {% endraw %}\nb"),
+    ("indented_loop_lines", "{% for m in messages %}\n  {{ m.role }}\n{% endfor %}"),
+    ("comment_dash_lines", "x {# c #} y\n  {#- c -#}\n z"),
+    ("more_floats", "{{ -0.0 }} {{ 1e-7 }} {{ 100000000000000000.0 }} {{ 0.5e-4 }} {{ 12345.678e10 }} {{ 0.1 + 0.2 }} {{ 1e22 }} {{ 9007199254740993.0 }}"),
     # conditionals
     ("if_elif_else", "{% for x in [1, 2, 3, 4] %}{% if x == 1 %}one{% elif x == 2 %}two{% elif x > 3 %}big{% else %}other{% endif %} {% endfor %}"),
     ("truthiness", "{% for v in [0, 1, '', 'a', [], [0], {}, none, 0.0, true, false] %}{{ 'T' if v else 'F' }}{% endfor %}{{ 'T' if undefined_thing else 'F' }}"),

@@ -225,6 +225,12 @@ TEST(ChatTemplate, Llama3EndToEnd) {
             "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
+// Plain nlohmann::json contexts convert (their keys are sorted, which only matters to tojson).
+TEST(ChatTemplate, AcceptsPlainJsonContext) {
+  const nlohmann::json ctx = {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"add_generation_prompt", true}};
+  EXPECT_EQ(ChatTemplate::parse(text::builtin_chat_template("llava")).render(ctx), "USER: hi ASSISTANT:");
+}
+
 TEST(ChatTemplate, StrftimeNowIsTodayInLocalTime) {
   std::array<char, 64> buf{};
   const std::time_t now = std::time(nullptr);

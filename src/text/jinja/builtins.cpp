@@ -302,8 +302,8 @@ std::string py_format(Interpreter& in, const std::string& fmt, const CallArgs& a
       if (field.empty()) {
         LUMEN_CHECK(auto_index < a.args.size(), "str.format: replacement index ", auto_index, " out of range");
         v = &a.args[auto_index++];
-      } else if (std::all_of(field.begin(), field.end(), [](char d) { return d >= '0' && d <= '9'; })) {
-        const size_t k = std::stoul(field);
+      } else if (field.size() < 10 && std::all_of(field.begin(), field.end(), [](char d) { return d >= '0' && d <= '9'; })) {
+        const size_t k = std::strtoul(field.c_str(), nullptr, 10);
         LUMEN_CHECK(k < a.args.size(), "str.format: replacement index ", k, " out of range");
         v = &a.args[k];
       } else {
@@ -391,8 +391,9 @@ Value attr_path(Interpreter& in, const Value& item, const std::string& path) {
   while (true) {
     const size_t dot = path.find('.', start);
     const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    const bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
-    v = in.get_item(v, numeric ? Value(static_cast<int64_t>(std::stoll(part))) : Value(part));
+    const bool numeric = !part.empty() && part.size() < 19 &&
+                         std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    v = in.get_item(v, numeric ? Value(static_cast<int64_t>(std::strtoll(part.c_str(), nullptr, 10))) : Value(part));
     if (dot == std::string::npos) return v;
     start = dot + 1;
   }
@@ -1232,9 +1233,10 @@ Dict make_globals() {
                                                             static_cast<double>(step)));
                    LUMEN_CHECK(n <= 100000, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
                    List out;
-                   for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+                   for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
                      in.step();
                      out.emplace_back(i);
+                     if (__builtin_add_overflow(i, step, &i)) break;  // the last item was near INT64 limits
                    }
                    return Value::list(std::move(out));
                  }));

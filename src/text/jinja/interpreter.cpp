@@ -182,8 +182,22 @@ Interpreter::Flow Interpreter::exec_body(const Body& body, std::string& out, con
   return Flow::kNormal;
 }
 
+// Counts nested exec/eval calls: macro recursion multiplies the template's own nesting, so
+// the stack is guarded at run time too.
+struct Interpreter::DepthGuard {
+  Interpreter* in;
+  explicit DepthGuard(Interpreter* interpreter) : in(interpreter) {
+    if (++in->depth_ > kMaxRuntimeDepth) {
+      --in->depth_;
+      fail("template nested too deeply at run time (macro recursion?)");
+    }
+  }
+  ~DepthGuard() { --in->depth_; }
+};
+
 Interpreter::Flow Interpreter::exec(const Stmt& s, std::string& out, const std::shared_ptr<Frame>& frame) {
   try {
+    DepthGuard guard(this);
     switch (s.kind) {
       case Stmt::Kind::kText: append(out, s.text); return Flow::kNormal;
       case Stmt::Kind::kOutput: {
@@ -440,6 +454,7 @@ Value Interpreter::get_item(const Value& obj, const Value& key) {
 
 Value Interpreter::eval(const Expr& e, const std::shared_ptr<Frame>& frame) {
   try {
+    DepthGuard guard(this);
     return eval_inner(e, frame);
   } catch (...) {
     rethrow_located(e.pos);
@@ -671,14 +686,22 @@ Value Interpreter::eval_slice(const Expr& e, const std::shared_ptr<Frame>& frame
   };
   const int64_t start = adjust(start_v, step < 0 ? n - 1 : 0);
   const int64_t stop = adjust(stop_v, step < 0 ? -1 : n);
+  // Stepping stops before `i + step` could overflow (a huge step visits one element).
+  auto next = [step](int64_t& i) { return !__builtin_add_overflow(i, step, &i); };
   if (obj.is_string()) {
     std::u32string out;
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out += chars[static_cast<size_t>(i)];
+    for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
+      out += chars[static_cast<size_t>(i)];
+      if (!next(i)) break;
+    }
     return Value(to_utf8(out));
   }
   List out;
   const List& items = obj.as_list();
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(items[static_cast<size_t>(i)]);
+  for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
+    out.push_back(items[static_cast<size_t>(i)]);
+    if (!next(i)) break;
+  }
   return obj.is_list() ? Value::list(std::move(out)) : Value::tuple(std::move(out));
 }
 

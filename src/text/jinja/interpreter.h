@@ -60,6 +60,8 @@ class Interpreter {
 
  private:
   struct Frame;
+  struct DepthGuard;
+  static constexpr int kMaxRuntimeDepth = 1500;
   enum class Flow { kNormal, kBreak, kContinue };
 
   Flow exec_body(const Body& body, std::string& out, const std::shared_ptr<Frame>& frame);
@@ -80,6 +82,7 @@ class Interpreter {
   RenderLimits limits_;
   uint64_t steps_ = 0;
   int call_depth_ = 0;
+  int depth_ = 0;  // nested exec/eval calls
   std::shared_ptr<Frame> globals_;
   // Rendered body of the innermost {% filter %} / {% set x | f %} block, for kBlockValue.
   std::vector<Value> block_values_;

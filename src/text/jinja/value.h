@@ -48,7 +48,7 @@ struct Namespace {
 // doubles per level ([x, x]). Each container records the size of its tree (nodes counted
 // with repetition) and its nesting depth; both are capped when it is built, which bounds the
 // work of printing, comparing or serialising any value.
-constexpr uint64_t kMaxValueNodes = 1u << 24;
+constexpr uint64_t kMaxValueNodes = 1u << 20;
 constexpr int kMaxValueDepth = 256;
 struct ListData {
   List items;

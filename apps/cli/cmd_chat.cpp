@@ -61,7 +61,7 @@ int run(const ChatArgs& a) {
         continue;
       }
       try {
-        pending.push_back(with_context(path, [&] { return decode_image_file(path, a.decode); }));
+        pending.push_back(decode_image_file(path, a.decode));
         std::fprintf(stderr, "(image %s attached to your next message)\n", path.c_str());
       } catch (const Error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

@@ -31,7 +31,7 @@ int run(const RunArgs& a) {
   apply_common_flags(a.common);
   VlmSession s = VlmSession::open(a.model);
   std::vector<Image> images;
-  for (const auto& path : a.images) images.push_back(with_context(path, [&] { return decode_image_file(path, a.decode); }));
+  for (const auto& path : a.images) images.push_back(decode_image_file(path, a.decode));
   std::string prompt;
   if (a.raw) {
     prompt = a.prompt;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "apps/cli/bench_llava.h"
 #include "apps/cli/commands.h"
 #include "blocks/vit.h"
 #include "core/threads.h"
@@ -21,6 +22,10 @@ namespace {
 struct BenchArgs {
   std::string what;
   std::string arch = "vit-b-32";
+  bool arch_given = false;
+  std::string quant = "f16";
+  int64_t text_tokens = 64;
+  int decode_tokens = 16;
   bool random_weights = false;
   std::string model;
   int batch = 1;
@@ -61,7 +66,17 @@ void mkdirs(const std::string& path) {
 
 int run(const BenchArgs& a) {
   apply_common_flags(a.common);
-  LUMEN_CHECK(a.what == "clip", "lumen bench knows 'clip' (image encoding), not '", a.what, "'");
+  if (a.what == "llava") {
+    LlavaBenchArgs l;
+    l.arch = a.arch_given ? a.arch : "llava-1.5-7b";
+    l.quant = a.quant;
+    l.text_tokens = a.text_tokens;
+    l.decode_tokens = a.decode_tokens;
+    l.json = a.common.json;
+    LUMEN_CHECK(a.model.empty(), "bench llava builds its own random weights (--random-weights); --model is for clip");
+    return run_llava_bench(l);
+  }
+  LUMEN_CHECK(a.what == "clip", "lumen bench knows 'clip' (image encoding) and 'llava' (answering), not '", a.what, "'");
   LUMEN_CHECK(a.random_weights != !a.model.empty(), "give either --random-weights or --model DIR");
   LUMEN_CHECK(a.batch >= 1, "--batch must be at least 1");
   std::string dir = a.model;
@@ -148,11 +163,18 @@ int run(const BenchArgs& a) {
   return 0;
 }
 
-Register reg({"bench", "Benchmark image encoding (optionally against ONNX Runtime and PyTorch)",
+Register reg({"bench", "Benchmark CLIP image encoding (with peers) or a LLaVA answer (image, prefill, decode)",
               [](CLI::App* cmd) -> std::function<int()> {
                 auto a = std::make_shared<BenchArgs>();
-                cmd->add_option("what", a->what, "What to benchmark: clip")->required();
-                cmd->add_option("--arch", a->arch, "Architecture for --random-weights: vit-b-32, vit-b-16, vit-l-14, vit-l-14-336")
+                cmd->add_option("what", a->what, "What to benchmark: clip, llava")->required();
+                cmd->add_option("--arch", a->arch,
+                                "Architecture: clip vit-b-32 (default), vit-b-16, vit-l-14, vit-l-14-336; llava "
+                                "llava-1.5-7b (default), llava-v1.6-mistral-7b")
+                    ->each([a](const std::string&) { a->arch_given = true; });
+                cmd->add_option("--quant", a->quant, "llava: linear weight format f16 (default), q8_0, bf16, f32");
+                cmd->add_option("--text-tokens", a->text_tokens, "llava: text tokens after the image in the prefill")
+                    ->capture_default_str();
+                cmd->add_option("--decode-tokens", a->decode_tokens, "llava: tokens to decode (median step reported)")
                     ->capture_default_str();
                 cmd->add_flag("--random-weights", a->random_weights, "Use a random-weight checkpoint (written once, cached)");
                 cmd->add_option("--model", a->model, "Benchmark this checkpoint directory instead");
@@ -162,7 +184,13 @@ Register reg({"bench", "Benchmark image encoding (optionally against ONNX Runtim
                 cmd->add_flag("--peers", a->peers, "Also run ONNX Runtime and PyTorch on the same weights (bench/peers)");
                 cmd->add_option("--cache-dir", a->cache_dir, "Where random checkpoints are kept (default ~/.cache/lumen/bench)");
                 add_common_flags(cmd, &a->common);
-                cmd->footer("Example: lumen bench clip --arch vit-b-32 --random-weights --batch 8 --threads 2 --peers");
+                cmd->footer(
+                    "Examples:\n"
+                    "  lumen bench clip --arch vit-b-32 --random-weights --batch 8 --threads 2 --peers\n"
+                    "  lumen bench llava --arch llava-1.5-7b --random-weights --quant q8_0\n"
+                    "bench llava builds random weights in memory (no checkpoint written) and reports image encode,\n"
+                    "prefill of 576 image + 64 text tokens, decode tokens/s against the measured read bandwidth,\n"
+                    "and peak RSS.");
                 return [a] { return run(*a); };
               }});
 

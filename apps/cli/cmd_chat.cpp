@@ -17,6 +17,7 @@ namespace {
 struct ChatArgs {
   std::string model, system;
   GenerationFlags gen;
+  std::string quant = "stored";
   DecodeOptions decode;
   CommonFlags common;
 };
@@ -26,7 +27,7 @@ const char* kHelp =
 
 int run(const ChatArgs& a) {
   apply_common_flags(a.common);
-  VlmSession s = VlmSession::open(a.model);
+  VlmSession s = VlmSession::open(a.model, load_options_from(a.quant));
   const GenerationParams params = apply_generation_flags(s.default_params(), a.gen);
   const bool interactive = ::isatty(STDIN_FILENO) && !a.common.json;
   if (!a.common.json)
@@ -120,6 +121,7 @@ Register reg({"chat", "Chat with a model in the terminal (multi-turn, /image to 
                 cmd->add_option("--model,-m", a->model, "Checkpoint directory (HF layout)")->required();
                 cmd->add_option("--system", a->system, "System message for the conversation");
                 add_generation_flags(cmd, &a->gen);
+                add_quant_flag(cmd, &a->quant);
                 add_image_flags(cmd, &a->decode);
                 add_common_flags(cmd, &a->common);
                 cmd->footer(

@@ -15,6 +15,7 @@ struct RunArgs {
   std::vector<std::string> images;
   bool raw = false;
   GenerationFlags gen;
+  std::string quant = "stored";
   DecodeOptions decode;
   CommonFlags common;
 };
@@ -29,7 +30,7 @@ nlohmann::ordered_json user_content(size_t images, const std::string& text) {
 
 int run(const RunArgs& a) {
   apply_common_flags(a.common);
-  VlmSession s = VlmSession::open(a.model);
+  VlmSession s = VlmSession::open(a.model, load_options_from(a.quant));
   std::vector<Image> images;
   for (const auto& path : a.images) images.push_back(decode_image_file(path, a.decode));
   std::string prompt;
@@ -66,9 +67,9 @@ int run(const RunArgs& a) {
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf("\n");
-    std::fprintf(stderr, "[%s] prompt %lld tokens (%lld image) in %.2f s (%.1f tok/s); %lld new tokens in %.2f s (%.2f tok/s)\n",
+    std::fprintf(stderr, "[%s] prompt %lld tokens (%lld image%s) in %.2f s (%.1f tok/s); %lld new tokens in %.2f s (%.2f tok/s)\n",
                  r.finish_reason.c_str(), static_cast<long long>(r.prompt_tokens),
-                 static_cast<long long>(p.images), r.prefill_seconds, prefill_tps, static_cast<long long>(n),
+                 static_cast<long long>(p.images), p.images == 1 ? "" : "s", r.prefill_seconds, prefill_tps, static_cast<long long>(n),
                  r.decode_seconds, decode_tps);
   }
   return 0;
@@ -84,6 +85,7 @@ Register reg({"run", "Answer one prompt (with images) using a chat model, stream
                 cmd->add_flag("--raw", a->raw,
                               "Use --prompt as the exact model input, no chat template; write one <image> per image");
                 add_generation_flags(cmd, &a->gen);
+                add_quant_flag(cmd, &a->quant);
                 add_image_flags(cmd, &a->decode);
                 add_common_flags(cmd, &a->common);
                 cmd->footer(

@@ -6,9 +6,25 @@
 #include <vector>
 
 #include "apps/cli/commands.h"
+#include "blocks/params.h"
 #include "runtime/generate.h"
 
 namespace lumen::cli {
+
+// --quant: the linear layers' weight format at load.
+inline void add_quant_flag(CLI::App* cmd, std::string* quant) {
+  cmd->add_option("--quant", *quant,
+                  "Linear weights as stored in the checkpoint (stored, default), or converted on load: q8_0, f16, "
+                  "bf16, f32")
+      ->capture_default_str();
+}
+
+inline LoadOptions load_options_from(const std::string& quant) {
+  LoadOptions o;
+  LUMEN_CHECK(linear_format_from_name(quant, &o.linear), "--quant '", quant,
+              "' is not a weight format (stored, q8_0, f16, bf16, f32)");
+  return o;
+}
 
 struct GenerationFlags {
   std::optional<int64_t> max_tokens, top_k, seed;

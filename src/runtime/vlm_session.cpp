@@ -32,10 +32,10 @@ std::string builtin_template_name(const VisionLanguageModel& m) {
 
 }  // namespace
 
-VlmSession VlmSession::open(const std::string& dir) {
+VlmSession VlmSession::open(const std::string& dir, const LoadOptions& options) {
   VlmSession s;
   s.dir_ = dir;
-  s.model_ = load_model(dir);
+  s.model_ = load_model(dir, options);
   s.vlm_ = dynamic_cast<const VisionLanguageModel*>(s.model_.get());
   LUMEN_CHECK(s.vlm_, dir, ": family ", s.model_->family(), " does not generate text (it is not a chat model)");
   s.tok_ = std::make_shared<const Tokenizer>(with_context(dir, [&] { return Tokenizer::from_dir(dir); }));

@@ -32,7 +32,13 @@ struct PreparedPrompt {
 class VlmSession {
  public:
   // Loads the checkpoint directory; errors name the file that is missing or wrong.
-  static VlmSession open(const std::string& dir);
+  // options.linear picks the weight format of the linear layers (default: as stored).
+  static VlmSession open(const std::string& dir, const LoadOptions& options = stored_weights());
+  static LoadOptions stored_weights() {
+    LoadOptions o;
+    o.linear = LinearFormat::Stored;
+    return o;
+  }
 
   const VisionLanguageModel& model() const { return *vlm_; }
   const Tokenizer& tokenizer() const { return *tok_; }

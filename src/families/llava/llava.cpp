@@ -294,7 +294,9 @@ struct LlavaPreset {
   int64_t td, tl, th, tkv, tm, max_pos;  // LLaMA / Mistral
 };
 
-nlohmann::json llava_tiny_config(const MakeTinyOptions& o, bool next, int64_t vocab, int64_t image_token_id) {
+}  // namespace
+
+nlohmann::json llava_preset_config(const MakeTinyOptions& o, bool next, int64_t vocab, int64_t image_token_id) {
   LlavaPreset p{64, 3, 4, 128, 14, 56, 64, 2, 4, 2, 128, 2048};
   std::string text_type = "llama";
   if (o.arch == "llava-1.5-7b") {
@@ -330,13 +332,11 @@ nlohmann::json llava_tiny_config(const MakeTinyOptions& o, bool next, int64_t vo
   return cfg;
 }
 
-}  // namespace
-
 void make_tiny_llava(const MakeTinyOptions& o, bool next) {
   // LLaVA prompts write each image as "<image>": the tokenizer gets it as a special token.
   const int64_t image_token_id = add_special_token(o.out_dir, "<image>");
   const int64_t vocab = (std::max(o.vocab_size, image_token_id + 1) + 63) / 64 * 64;  // llava-hf pads to 64
-  nlohmann::json cfg = llava_tiny_config(o, next, vocab, image_token_id);
+  nlohmann::json cfg = llava_preset_config(o, next, vocab, image_token_id);
   LlavaModel m;
   m.cfg = LlavaConfig::from_hf(cfg, "config.json");
   RandomInitVisitor init(o.seed);

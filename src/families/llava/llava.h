@@ -62,6 +62,8 @@ class LlavaModel : public VisionLanguageModel {
   bool anyres() const { return !cfg.grid_pinpoints.empty(); }
 };
 
+// config.json of a make-tiny preset (o.arch: tiny, llava-1.5-7b, llava-v1.6-mistral-7b).
+nlohmann::json llava_preset_config(const MakeTinyOptions& o, bool next, int64_t vocab, int64_t image_token_id);
 // Writes a LLaVA / LLaVA-NeXT checkpoint with random weights (make-tiny).
 void make_tiny_llava(const MakeTinyOptions& o, bool next);
 // Fixture tasks of decoder-only VLMs: causal_lm_forward and greedy_generate (FORMAT.md 5.3, 6).

@@ -228,3 +228,39 @@ TEST(Llava, MakeTinyLoadsAndEncodesImages) {
 
 }  // namespace
 }  // namespace lumen
+
+namespace lumen {
+namespace {
+
+TEST(DecoderLm, BatchedDecodeEqualsSeparateSequences) {
+  // Two sequences at different positions, decoded in one forward_batch, give the logits each
+  // gets alone (continuous batching must not mix their caches).
+  DecoderLmConfig cfg = small_lm_config(2);
+  RandomInitVisitor init(21);
+  DecoderLm lm;
+  ParamScope root(init);
+  lm.visit(root.sub("model"), root, cfg);
+  std::vector<int64_t> a = {1, 5, 9, 13}, b = {1, 7, 2, 8, 4, 30, 3};
+  KvCache ca = lm.new_cache(16), cb = lm.new_cache(16), ra = lm.new_cache(16), rb = lm.new_cache(16);
+  // Prefill both in one batch (chunks of 4 and 7 rows), the references one by one.
+  std::vector<int64_t> both(a);
+  both.insert(both.end(), b.begin(), b.end());
+  lm.forward_batch(lm.embed(both.data(), 11), {{&ca, 4}, {&cb, 7}});
+  lm.forward(lm.embed(a.data(), 4), ra);
+  lm.forward(lm.embed(b.data(), 7), rb);
+  for (int step = 0; step < 3; ++step) {
+    std::vector<int64_t> next = {static_cast<int64_t>(10 + step), static_cast<int64_t>(20 + step)};
+    Tensor hb = lm.forward_batch(lm.embed(next.data(), 2), {{&ca, 1}, {&cb, 1}});
+    Tensor h1 = lm.forward(lm.embed(&next[0], 1), ra);
+    Tensor h2 = lm.forward(lm.embed(&next[1], 1), rb);
+    for (int64_t d = 0; d < 32; ++d) {
+      ASSERT_NEAR(hb.data<float>()[d], h1.data<float>()[d], 1e-5);
+      ASSERT_NEAR(hb.data<float>()[32 + d], h2.data<float>()[d], 1e-5);
+    }
+  }
+  EXPECT_EQ(ca.length, 7);
+  EXPECT_EQ(cb.length, 10);
+}
+
+}  // namespace
+}  // namespace lumen

@@ -198,41 +198,67 @@ Tensor DecoderLm::embed(const int64_t* ids, int64_t n) const {
 }
 
 Tensor DecoderLm::forward(const Tensor& embeds, KvCache& cache) const {
+  LUMEN_CHECK(embeds.ndim() == 2, "decoder expects embeddings [L, ", cfg.dim, "], got ", embeds.describe());
+  return forward_batch(embeds, {{&cache, embeds.dim(0)}});
+}
+
+Tensor DecoderLm::forward_batch(const Tensor& embeds, const std::vector<SequenceChunk>& chunks) const {
   LUMEN_CHECK(embeds.ndim() == 2 && embeds.dim(1) == cfg.dim, "decoder expects embeddings [L, ", cfg.dim, "], got ",
               embeds.describe());
   const int64_t L = embeds.dim(0), D = cfg.dim, hd = cfg.head_dim;
-  const int64_t q_dim = cfg.heads * hd, kv_dim = cfg.kv_heads * hd, pos0 = cache.length;
-  LUMEN_CHECK(pos0 + L <= cache.capacity, "context overflow: ", pos0 + L, " tokens do not fit the context of ",
-              cache.capacity);
+  const int64_t q_dim = cfg.heads * hd, kv_dim = cfg.kv_heads * hd;
+  int64_t total = 0;
+  for (const auto& c : chunks) {
+    LUMEN_CHECK(c.cache && c.rows >= 0, "decoder batch: a chunk without a cache");
+    LUMEN_CHECK(c.cache->kv_dim == kv_dim && c.cache->k.size() == layers.size(),
+                "decoder batch: a KV cache made for another model");
+    LUMEN_CHECK(c.cache->length + c.rows <= c.cache->capacity, "context overflow: ", c.cache->length + c.rows,
+                " tokens do not fit the context of ", c.cache->capacity);
+    total += c.rows;
+  }
+  LUMEN_CHECK(total == L, "decoder batch: chunks cover ", total, " rows of ", L);
   Tensor h = embeds.clone();  // [L, D] residual stream
   Tensor x = Tensor::zeros({L, D});
-  Tensor q = Tensor::zeros({L, q_dim}), ctx = Tensor::zeros({L, q_dim}), o = Tensor::zeros({L, D});
+  Tensor q = Tensor::zeros({L, q_dim}), k = Tensor::zeros({L, kv_dim}), v = Tensor::zeros({L, kv_dim});
+  Tensor ctx = Tensor::zeros({L, q_dim}), o = Tensor::zeros({L, D});
   Tensor gate = Tensor::zeros({L, cfg.mlp_dim}), up = Tensor::zeros({L, cfg.mlp_dim});
   const float scale = 1.f / std::sqrt(static_cast<float>(hd));
   const int64_t group = cfg.heads / cfg.kv_heads;
   for (size_t li = 0; li < layers.size(); ++li) {
     const DecoderLayer& layer = layers[li];
-    float* kc = cache.k[li].data<float>();
-    float* vc = cache.v[li].data<float>();
-    // Attention: x = norm(h); q, k, v; rotate q and the new keys; attend over the cache.
+    // Projections run on all rows of all sequences at once (one GEMM each): batching decode
+    // steps of several sequences reads each weight once for all of them.
     layer.input_layernorm.forward(h.data<float>(), L, x.data<float>());
     layer.q_proj.forward(x.data<float>(), L, q.data<float>());
-    layer.k_proj.forward(x.data<float>(), L, kc + pos0 * kv_dim);  // [L, kv_dim] into the cache
-    layer.v_proj.forward(x.data<float>(), L, vc + pos0 * kv_dim);
-    apply_rope(rope, q.data<float>(), L, q_dim, cfg.heads, hd, pos0);
-    apply_rope(rope, kc + pos0 * kv_dim, L, kv_dim, cfg.kv_heads, hd, pos0);
-    AttentionMask mask;
-    mask.causal = true;
-    mask.causal_offset = pos0;  // query i is position pos0 + i
-    mask.window = cfg.sliding_window;
-    if (group == 1) {
-      ops::attention(q.data<float>(), q_dim, kc, kv_dim, vc, kv_dim, L, pos0 + L, cfg.heads, hd, scale, mask,
-                     ctx.data<float>(), q_dim);
-    } else {
-      // Grouped-query attention: query head h reads KV head h / group (transformers' repeat_kv).
-      for (int64_t h = 0; h < cfg.heads; ++h)
-        ops::attention(q.data<float>() + h * hd, q_dim, kc + (h / group) * hd, kv_dim, vc + (h / group) * hd, kv_dim,
-                       L, pos0 + L, 1, hd, scale, mask, ctx.data<float>() + h * hd, q_dim);
+    layer.k_proj.forward(x.data<float>(), L, k.data<float>());
+    layer.v_proj.forward(x.data<float>(), L, v.data<float>());
+    // Attention per sequence: rotate its queries and new keys at its positions, append to its
+    // cache, attend over the cache.
+    int64_t r0 = 0;
+    for (const auto& c : chunks) {
+      const int64_t n = c.rows, pos0 = c.cache->length;
+      if (n == 0) continue;
+      float* kc = c.cache->k[li].data<float>();
+      float* vc = c.cache->v[li].data<float>();
+      std::memcpy(kc + pos0 * kv_dim, k.data<float>() + r0 * kv_dim, static_cast<size_t>(n * kv_dim) * sizeof(float));
+      std::memcpy(vc + pos0 * kv_dim, v.data<float>() + r0 * kv_dim, static_cast<size_t>(n * kv_dim) * sizeof(float));
+      float* qc = q.data<float>() + r0 * q_dim;
+      apply_rope(rope, qc, n, q_dim, cfg.heads, hd, pos0);
+      apply_rope(rope, kc + pos0 * kv_dim, n, kv_dim, cfg.kv_heads, hd, pos0);
+      AttentionMask mask;
+      mask.causal = true;
+      mask.causal_offset = pos0;  // query i is position pos0 + i
+      mask.window = cfg.sliding_window;
+      float* out = ctx.data<float>() + r0 * q_dim;
+      if (group == 1) {
+        ops::attention(qc, q_dim, kc, kv_dim, vc, kv_dim, n, pos0 + n, cfg.heads, hd, scale, mask, out, q_dim);
+      } else {
+        // Grouped-query attention: query head h reads KV head h / group (transformers' repeat_kv).
+        for (int64_t hh = 0; hh < cfg.heads; ++hh)
+          ops::attention(qc + hh * hd, q_dim, kc + (hh / group) * hd, kv_dim, vc + (hh / group) * hd, kv_dim, n,
+                         pos0 + n, 1, hd, scale, mask, out + hh * hd, q_dim);
+      }
+      r0 += n;
     }
     layer.o_proj.forward(ctx.data<float>(), L, o.data<float>());
     ops::add_inplace(h.data<float>(), o.data<float>(), L * D);
@@ -247,7 +273,7 @@ Tensor DecoderLm::forward(const Tensor& embeds, KvCache& cache) const {
     layer.down_proj.forward(gate.data<float>(), L, o.data<float>());
     ops::add_inplace(h.data<float>(), o.data<float>(), L * D);
   }
-  cache.length = pos0 + L;
+  for (const auto& c : chunks) c.cache->length += c.rows;
   norm.forward(h.data<float>(), L, h.data<float>());
   return h;
 }

@@ -89,6 +89,14 @@ struct DecoderLm {
   // Runs embeds [L, D] as positions cache.length .. cache.length + L - 1, appends their keys
   // and values to the cache and returns the final-normed hidden states [L, D].
   Tensor forward(const Tensor& embeds, KvCache& cache) const;
+  // Several sequences in one pass (continuous batching): embeds [sum(rows), D] holds each
+  // chunk's rows in order; chunk i continues its own cache. Decode steps of n sequences are n
+  // chunks of one row: every weight is read once for all of them.
+  struct SequenceChunk {
+    KvCache* cache;
+    int64_t rows;
+  };
+  Tensor forward_batch(const Tensor& embeds, const std::vector<SequenceChunk>& chunks) const;
   // logits [rows, V] of hidden states [rows, D].
   Tensor logits(const float* hidden, int64_t rows) const;
 

@@ -129,7 +129,8 @@ TEST(Catalog, LlavaAndGroundingEntries) {
   EXPECT_EQ(llava.sizes, (std::vector<std::string>{"7B", "13B"}));
   EXPECT_EQ(llava.org, "Microsoft");
   EXPECT_FALSE(llava.grounding.has_value());  // the Grounding Models table lists LLaVA-1.5, not LLaVA
-  EXPECT_FALSE(llava.lumen_family.has_value());
+  EXPECT_EQ(llava.lumen_family, "llava");  // runs (linear projector), no reference fixture for v1
+  EXPECT_FALSE(llava.fixture_verified);
 
   const CatalogEntry& llava15 = entry("LLaVA-1.5");
   EXPECT_EQ(llava15.grounding, "coordinates as text");
@@ -161,8 +162,8 @@ TEST(Catalog, GroundingTableAndVerification) {
   EXPECT_EQ(names_matching({"grounding=coordinates as text"}).size(), 7u);
   EXPECT_EQ(names_matching({"grounding=detection head"}), std::vector<std::string>{"LLaVA-Grounding"});
   EXPECT_EQ(names_matching({"grounding=none"}).size(), 47u - 11u);
-  // Only lumen families may be marked verified; today that is CLIP alone.
-  EXPECT_EQ(names_matching({"verified=yes"}), std::vector<std::string>{"CLIP"});
+  // Only lumen families with a passing reference fixture may be marked verified.
+  EXPECT_EQ(names_matching({"verified=yes"}), (std::vector<std::string>{"CLIP", "LLaVA-1.5", "LLaVA-NEXT"}));
   for (const auto& e : survey_catalog().entries())
     if (e.fixture_verified) {
       EXPECT_TRUE(e.lumen_family.has_value()) << e.name;
@@ -259,7 +260,7 @@ TEST(CatalogCli, JsonListsWhatLumenRuns) {
   ASSERT_EQ(r.status, 0) << r.output;
   nlohmann::json j = nlohmann::json::parse(r.output);
   ASSERT_TRUE(j.is_array());
-  ASSERT_EQ(j.size(), 1u) << r.output;
+  ASSERT_EQ(j.size(), 5u) << r.output;  // CLIP and the LLaVA line
   EXPECT_EQ(j[0]["name"], "CLIP");
   EXPECT_EQ(j[0]["runs_in_lumen"], true);
   EXPECT_EQ(j[0]["org"], "OpenAI");

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "core/error.h"
@@ -443,6 +444,74 @@ TEST(TokenizerRegex, OnigurumaIterationSemantics) {
   // A pattern that backtracks exponentially is stopped with an error, not a hang.
   const text::Regex bad = text::Regex::compile("(a|aa)*(a|aa)*(a|aa)*c");
   EXPECT_THROW(bad.find_all(std::string(200, 'a')), Error);
+}
+
+// Pairs of texts against the Rust reference (tests/data/tokenizers/pair_cases.json.gz, made
+// by tests/diff/make_pair_cases.mjs): every post-processor's pair layout, with and without
+// special tokens, and truncation longest_first / only_first / only_second, right and left
+// (left through tokenizer.json's "truncation", right through encode_pair's max_length).
+TEST(TokenizerPairs, MatchReference) {
+  const json all = json::parse(gunzip(kData / "pair_cases.json.gz"));
+  size_t checked = 0, errors = 0;
+  for (const json& t : all["tokenizers"]) {
+    json base = json::parse(gunzip(kData / t["file"].get<std::string>()));
+    if (!t["post_processor"].is_null()) base["post_processor"] = t["post_processor"];
+    base["truncation"] = nullptr;
+    base["padding"] = nullptr;
+    const std::string name = t["name"];
+    const Tokenizer plain = Tokenizer::from_json_string(base.dump(), name);
+    for (const json& c : t["cases"]) {
+      const std::string a = c["a"], b = c["b"];
+      const bool special = c["add_special_tokens"];
+      SCOPED_TRACE(name + ": " + c.dump().substr(0, 200));
+      size_t max_length = 0;
+      TruncationStrategy strategy = TruncationStrategy::kLongestFirst;
+      const Tokenizer* tok = &plain;
+      std::optional<Tokenizer> with_json_truncation;
+      if (c.contains("truncation")) {
+        const json& tr = c["truncation"];
+        const std::string s = tr["strategy"];
+        if (tr["direction"] == "Left") {
+          json j = base;
+          j["truncation"] = {{"direction", "Left"}, {"max_length", tr["max_length"]}, {"strategy", s}, {"stride", 0}};
+          with_json_truncation = Tokenizer::from_json_string(j.dump(), name);
+          tok = &*with_json_truncation;
+        } else {
+          max_length = tr["max_length"];
+          strategy = s == "OnlyFirst"    ? TruncationStrategy::kOnlyFirst
+                     : s == "OnlySecond" ? TruncationStrategy::kOnlySecond
+                                         : TruncationStrategy::kLongestFirst;
+        }
+      }
+      if (c.contains("error")) {
+        EXPECT_THROW(tok->encode_pair(a, b, special, max_length, strategy), Error);
+        ++errors;
+        continue;
+      }
+      const text::Encoding e = tok->encode_pair(a, b, special, max_length, strategy);
+      EXPECT_EQ(e.ids, c["ids"].get<std::vector<int64_t>>());
+      EXPECT_EQ(e.type_ids, c["type_ids"].get<std::vector<int64_t>>());
+      EXPECT_EQ(e.special_tokens_mask, c["special_tokens_mask"].get<std::vector<int64_t>>());
+      EXPECT_EQ(e.attention_mask, std::vector<int64_t>(e.size(), 1));
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 700u);
+  EXPECT_GT(errors, 50u);
+}
+
+// A TemplateProcessing without a "pair" template cannot lay out a pair: an error naming it.
+TEST(TokenizerPairs, TemplateWithoutPairIsAnError) {
+  json j = json::parse(gunzip(kData / "bert" / "hf_saved" / "tokenizer.json.gz"));
+  j["post_processor"].erase("pair");
+  const Tokenizer tok = Tokenizer::from_json_string(j.dump(), "bert");
+  EXPECT_EQ(tok.encode("hello").ids, (std::vector<int64_t>{101, 7592, 102}));
+  try {
+    tok.encode_pair("hello", "world");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pair"), std::string::npos) << e.what();
+  }
 }
 
 // Full-size reference files when the shared fixture tree is present (skipped otherwise):

@@ -80,12 +80,14 @@ class Model {
 class PostProcessor {
  public:
   virtual ~PostProcessor() = default;
-  // Special tokens added around one sequence (used to budget truncation).
-  virtual size_t added_tokens() const = 0;
-  // Finishes a single-sequence encoding (type ids reset to 0, then process_encoding).
-  Encoding process(Encoding enc, bool add_special_tokens) const;
-  // The processor's own step: offsets trimming, type ids, special tokens.
-  virtual Encoding process_encoding(Encoding enc, bool add_special_tokens) const = 0;
+  // Special tokens added around one sequence or a pair (used to budget truncation).
+  virtual size_t added_tokens(bool pair) const = 0;
+  // Finishes the encoding of one sequence, or of a pair when `pair` is given: type ids set to
+  // 0 (A) and 1 (B), then process_encodings, then the parts concatenated (as the reference's
+  // PostProcessor::process does).
+  Encoding process(Encoding enc, Encoding* pair, bool add_special_tokens) const;
+  // The processor's own step on [A] or [A, B]: offsets trimming, type ids, special tokens.
+  virtual std::vector<Encoding> process_encodings(std::vector<Encoding> encs, bool add_special_tokens) const = 0;
   static std::unique_ptr<PostProcessor> from_json(const json& j, const std::string& where);
 };
 

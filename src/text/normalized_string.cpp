@@ -158,7 +158,48 @@ void NormalizedString::transform(const std::vector<CharChange>& dest, size_t ini
   transform_range(range->first, range->second, dest, initial_offset);
 }
 
-void NormalizedString::normalize(NormForm form) { transform(normalize_with_changes(normalized_, form), 0); }
+void NormalizedString::map_bytes(const char32_t (&table)[256]) {
+  const std::optional<Offsets> range = original_to_normalized(0, original_.size());
+  if (!range) return;
+  if (range->first != 0 || range->second != normalized_.size() || alignments_.size() != normalized_.size()) {
+    // Unusual alignments (text outside the original's range): the general path.
+    std::vector<CharChange> dest;
+    const std::string_view t = std::string_view(normalized_).substr(range->first, range->second - range->first);
+    for (size_t i = 0; i < t.size();) {
+      const size_t len = utf8_seq_len(static_cast<unsigned char>(t[i]));
+      for (size_t k = 0; k < len && i + k < t.size(); ++k) dest.push_back({table[static_cast<uint8_t>(t[i + k])], k > 0 ? 1 : 0});
+      i += len;
+    }
+    transform_range(range->first, range->second, dest, 0);
+    return;
+  }
+  // transform_range's rule: the replacing character takes the alignment of the old
+  // character's first byte, inserted ones that of the byte before the current offset (the
+  // old character's last byte).
+  std::string text;
+  std::vector<Offsets> align;
+  text.reserve(normalized_.size() * 2);
+  align.reserve(normalized_.size() * 2);
+  const size_t n = normalized_.size();
+  for (size_t i = 0; i < n;) {
+    const size_t len = std::min(utf8_seq_len(static_cast<unsigned char>(normalized_[i])), n - i);
+    for (size_t k = 0; k < len; ++k) {
+      const char32_t c = table[static_cast<uint8_t>(normalized_[i + k])];
+      const Offsets a = k == 0 ? alignments_[i] : alignments_[i + len - 1];
+      const size_t before = text.size();
+      append_utf8(text, c);
+      align.insert(align.end(), text.size() - before, a);
+    }
+    i += len;
+  }
+  normalized_ = std::move(text);
+  alignments_ = std::move(align);
+}
+
+void NormalizedString::normalize(NormForm form) {
+  if (is_normalized(normalized_, form)) return;  // most text: skip the per-character rewrite
+  transform(normalize_with_changes(normalized_, form), 0);
+}
 
 void NormalizedString::filter(const std::function<bool(char32_t)>& keep) {
   int removed = 0;

@@ -65,6 +65,10 @@ class NormalizedString {
   // transform_range over the whole string (as addressed through the original referential).
   void transform(const std::vector<CharChange>& dest, size_t initial_offset);
 
+  // Every byte b of the text becomes the character table[b] (ByteLevel's bytes_to_unicode):
+  // the same result as transform() with the first byte of each character replacing it and
+  // the others inserted, without building the change list.
+  void map_bytes(const char32_t (&table)[256]);
   void normalize(NormForm form);
   void filter(const std::function<bool(char32_t)>& keep);
   void map(const std::function<char32_t(char32_t)>& fn);

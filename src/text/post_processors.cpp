@@ -1,13 +1,20 @@
-// Post-processors (reference: tokenizers/src/processors/*.rs), single-sequence path.
+// Post-processors (reference: tokenizers/src/processors/*.rs), for one sequence or a pair.
 #include <map>
 
 #include "text/components.h"
 
 namespace lumen::text {
 
-Encoding PostProcessor::process(Encoding enc, bool add_special_tokens) const {
-  std::fill(enc.type_ids.begin(), enc.type_ids.end(), 0);
-  return process_encoding(std::move(enc), add_special_tokens);
+Encoding PostProcessor::process(Encoding enc, Encoding* pair, bool add_special_tokens) const {
+  std::vector<Encoding> encs;
+  encs.push_back(std::move(enc));
+  if (pair) encs.push_back(std::move(*pair));
+  for (size_t i = 0; i < encs.size(); ++i) std::fill(encs[i].type_ids.begin(), encs[i].type_ids.end(), int64_t(i));
+  encs = process_encodings(std::move(encs), add_special_tokens);
+  if (encs.empty()) return {};
+  Encoding out = std::move(encs[0]);
+  for (size_t i = 1; i < encs.size(); ++i) out.append(encs[i]);
+  return out;
 }
 
 namespace {
@@ -34,14 +41,15 @@ void trim_byte_level_offsets(Encoding& enc, bool add_prefix_space) {
 }
 
 // Specials around one sequence: [first...] seq [last...].
+// The specials take type id `type_id`; the sequence keeps its own.
 Encoding wrap(const Encoding& seq, const std::vector<std::pair<std::string, uint32_t>>& before,
-              const std::vector<std::pair<std::string, uint32_t>>& after) {
+              const std::vector<std::pair<std::string, uint32_t>>& after, int64_t type_id = 0) {
   Encoding out;
   auto add_special = [&](const std::pair<std::string, uint32_t>& t) {
     out.ids.push_back(t.second);
     out.tokens.push_back(t.first);
     out.offsets.emplace_back(0, 0);
-    out.type_ids.push_back(0);
+    out.type_ids.push_back(type_id);
     out.special_tokens_mask.push_back(1);
     out.attention_mask.push_back(1);
     out.word_ids.push_back(-1);
@@ -65,10 +73,11 @@ class ByteLevelPost : public PostProcessor {
  public:
   explicit ByteLevelPost(const Fields& f)
       : trim_offsets_(f.boolean("trim_offsets", true)), add_prefix_space_(f.boolean("add_prefix_space", true)) {}
-  size_t added_tokens() const override { return 0; }
-  Encoding process_encoding(Encoding enc, bool) const override {
-    if (trim_offsets_) trim_byte_level_offsets(enc, add_prefix_space_);
-    return enc;
+  size_t added_tokens(bool) const override { return 0; }
+  std::vector<Encoding> process_encodings(std::vector<Encoding> encs, bool) const override {
+    if (trim_offsets_)
+      for (Encoding& enc : encs) trim_byte_level_offsets(enc, add_prefix_space_);
+    return encs;
   }
 
  private:
@@ -82,12 +91,16 @@ class RobertaProcessing : public PostProcessor {
         cls_(token_pair(f, "cls")),
         trim_offsets_(f.boolean("trim_offsets", true)),
         add_prefix_space_(f.boolean("add_prefix_space", true)) {}
-  size_t added_tokens() const override { return 2; }
-  Encoding process_encoding(Encoding enc, bool add_special_tokens) const override {
-    if (trim_offsets_) trim_byte_level_offsets(enc, add_prefix_space_);
-    std::fill(enc.type_ids.begin(), enc.type_ids.end(), 0);
-    if (!add_special_tokens) return enc;
-    return wrap(enc, {cls_}, {sep_});
+  size_t added_tokens(bool pair) const override { return pair ? 4 : 2; }
+  // <s> A </s> </s> B </s>, every type id 0 (roberta.rs: "Roberta is weird").
+  std::vector<Encoding> process_encodings(std::vector<Encoding> encs, bool add_special_tokens) const override {
+    for (Encoding& enc : encs) {
+      if (trim_offsets_) trim_byte_level_offsets(enc, add_prefix_space_);
+      std::fill(enc.type_ids.begin(), enc.type_ids.end(), 0);
+    }
+    if (!add_special_tokens) return encs;
+    for (size_t i = 0; i < encs.size(); ++i) encs[i] = wrap(encs[i], {i == 0 ? cls_ : sep_}, {sep_});
+    return encs;
   }
 
  private:
@@ -98,10 +111,13 @@ class RobertaProcessing : public PostProcessor {
 class BertProcessing : public PostProcessor {
  public:
   explicit BertProcessing(const Fields& f) : sep_(token_pair(f, "sep")), cls_(token_pair(f, "cls")) {}
-  size_t added_tokens() const override { return 2; }
-  Encoding process_encoding(Encoding enc, bool add_special_tokens) const override {
-    if (!add_special_tokens) return enc;
-    return wrap(enc, {cls_}, {sep_});
+  size_t added_tokens(bool pair) const override { return pair ? 3 : 2; }
+  // [CLS] A [SEP] B [SEP], type ids 0 up to the first [SEP], 1 after.
+  std::vector<Encoding> process_encodings(std::vector<Encoding> encs, bool add_special_tokens) const override {
+    if (!add_special_tokens) return encs;
+    encs[0] = wrap(encs[0], {cls_}, {sep_}, 0);
+    for (size_t i = 1; i < encs.size(); ++i) encs[i] = wrap(encs[i], {}, {sep_}, 1);
+    return encs;
   }
 
  private:
@@ -127,18 +143,27 @@ class TemplateProcessing : public PostProcessor {
       specials_[name] = std::move(seq);
     }
     single_ = parse_template(f, "single");
-    for (const Piece& p : single_)
-      if (!p.is_sequence) added_ += specials_.at(p.special).size();
-    if (f.has("pair")) parse_template(f, "pair");  // validated; pairs are not encoded here
+    // Serialized tokenizers always carry "pair"; without it a pair cannot be encoded.
+    if (f.has("pair")) {
+      pair_ = parse_template(f, "pair");
+      has_pair_ = true;
+    }
+    where_ = f.where();
+    added_single_ = count_added(single_);
+    added_pair_ = count_added(pair_);
   }
 
-  size_t added_tokens() const override { return added_; }
+  size_t added_tokens(bool pair) const override { return pair ? added_pair_ : added_single_; }
 
-  Encoding process_encoding(Encoding enc, bool add_special_tokens) const override {
+  std::vector<Encoding> process_encodings(std::vector<Encoding> encs, bool add_special_tokens) const override {
+    const bool pair = encs.size() > 1;
+    LUMEN_CHECK(!pair || has_pair_, where_, ": no \"pair\" template, so a pair of texts cannot be encoded");
     Encoding out;
-    for (const Piece& p : single_) {
+    for (const Piece& p : pair ? pair_ : single_) {
       if (p.is_sequence) {
-        Encoding seq = enc;
+        const size_t i = p.sequence_b ? 1 : 0;
+        LUMEN_CHECK(i < encs.size(), "TemplateProcessing: the single template uses sequence $B");
+        Encoding seq = encs[i];
         std::fill(seq.type_ids.begin(), seq.type_ids.end(), p.type_id);
         out.append(seq);
       } else if (add_special_tokens) {
@@ -153,7 +178,9 @@ class TemplateProcessing : public PostProcessor {
         }
       }
     }
-    return out;
+    std::vector<Encoding> result;
+    result.push_back(std::move(out));
+    return result;
   }
 
  private:
@@ -187,9 +214,18 @@ class TemplateProcessing : public PostProcessor {
     return out;
   }
 
+  size_t count_added(const std::vector<Piece>& pieces) const {
+    size_t n = 0;
+    for (const Piece& p : pieces)
+      if (!p.is_sequence) n += specials_.at(p.special).size();
+    return n;
+  }
+
   std::map<std::string, std::vector<std::pair<std::string, uint32_t>>> specials_;
-  std::vector<Piece> single_;
-  size_t added_ = 0;
+  std::vector<Piece> single_, pair_;
+  bool has_pair_ = false;
+  std::string where_;
+  size_t added_single_ = 0, added_pair_ = 0;
 };
 
 class SequencePost : public PostProcessor {
@@ -199,14 +235,14 @@ class SequencePost : public PostProcessor {
     for (size_t i = 0; i < list.size(); ++i)
       parts_.push_back(PostProcessor::from_json(list[i], f.at("processors") + "[" + std::to_string(i) + "]"));
   }
-  size_t added_tokens() const override {
+  size_t added_tokens(bool pair) const override {
     size_t n = 0;
-    for (const auto& p : parts_) n += p->added_tokens();
+    for (const auto& p : parts_) n += p->added_tokens(pair);
     return n;
   }
-  Encoding process_encoding(Encoding enc, bool add_special_tokens) const override {
-    for (const auto& p : parts_) enc = p->process_encoding(std::move(enc), add_special_tokens);
-    return enc;
+  std::vector<Encoding> process_encodings(std::vector<Encoding> encs, bool add_special_tokens) const override {
+    for (const auto& p : parts_) encs = p->process_encodings(std::move(encs), add_special_tokens);
+    return encs;
   }
 
  private:

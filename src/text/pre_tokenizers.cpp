@@ -53,17 +53,14 @@ class ByteLevel : public PreTokenizer {
     });
     // Every byte becomes one printable character; the first of a multi-byte character
     // replaces it, the others are inserted.
-    s.normalize([](NormalizedString& n) {
-      const std::string& t = n.get();
-      std::vector<CharChange> dest;
-      dest.reserve(t.size());
-      for (size_t i = 0; i < t.size();) {
-        const size_t len = utf8_seq_len(static_cast<unsigned char>(t[i]));
-        for (size_t k = 0; k < len; ++k) dest.push_back({byte_to_char(static_cast<uint8_t>(t[i + k])), k > 0 ? 1 : 0});
-        i += len;
-      }
-      n.transform(dest, 0);
-    });
+    static const auto table = [] {
+      struct T {
+        char32_t c[256];
+      } t{};
+      for (int b = 0; b < 256; ++b) t.c[b] = byte_to_char(static_cast<uint8_t>(b));
+      return t;
+    }();
+    s.normalize([](NormalizedString& n) { n.map_bytes(table.c); });
   }
 
  private:

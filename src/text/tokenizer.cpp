@@ -31,6 +31,7 @@ struct Tokenizer::Impl {
   // transformers semantics, which resets them per call).
   size_t json_max_length = 0;
   bool json_truncate_left = false;
+  TruncationStrategy json_strategy = TruncationStrategy::kLongestFirst;
   std::optional<size_t> json_pad_to;  // Fixed(n); BatchLongest pads a single text to itself
   std::optional<int64_t> json_pad_id;
   bool honor_json_limits = true;
@@ -115,6 +116,10 @@ std::shared_ptr<Tokenizer::Impl> build(TokenizerJson tj, const std::string& labe
     const Fields t = top.object("truncation");
     impl->json_max_length = t.uint("max_length", 512);
     impl->json_truncate_left = t.str("direction", "Right") == "Left";
+    const std::string strategy = t.str("strategy", "LongestFirst");
+    if (strategy == "OnlyFirst") impl->json_strategy = TruncationStrategy::kOnlyFirst;
+    else if (strategy == "OnlySecond") impl->json_strategy = TruncationStrategy::kOnlySecond;
+    else LUMEN_CHECK(strategy == "LongestFirst", t.at("strategy"), ": unknown truncation strategy '", strategy, "'");
   }
   if (top.has("padding")) {
     const Fields p = top.object("padding");
@@ -507,53 +512,133 @@ Encoding Tokenizer::encode(std::string_view text, bool add_special_tokens) const
   return encode(text, add_special_tokens, 0);
 }
 
-Encoding Tokenizer::encode(std::string_view text, bool add_special_tokens, size_t max_length) const {
-  const Impl& t = *impl_;
-  const std::string safe = is_valid_utf8(text) ? std::string(text) : sanitize_utf8(text);
-  Encoding enc;
-  if (t.spm) {
-    enc = spm_encoding(*t.spm, safe);
-  } else {
-    PreTokenizedString pts = t.added.extract_and_normalize(t.normalizer.get(), safe);
-    if (t.pre_tokenizer) t.pre_tokenizer->pre_tokenize(pts);
-    pts.tokenize([&](const NormalizedString& n) { return t.model->tokenize(n.get()); });
-    enc = pts.into_encoding(0);
+namespace {
+
+// Keeps `keep` tokens, from the end when `left` (Encoding::truncate with stride 0).
+void truncate_to(Encoding& enc, size_t keep, bool left) {
+  if (enc.size() <= keep) return;
+  if (!left) {
+    enc.truncate(keep);
+    return;
   }
+  const auto drop = static_cast<ptrdiff_t>(enc.size() - keep);
+  auto cut = [drop](auto& v) { v.erase(v.begin(), v.begin() + drop); };
+  cut(enc.ids);
+  cut(enc.tokens);
+  cut(enc.offsets);
+  cut(enc.type_ids);
+  cut(enc.special_tokens_mask);
+  cut(enc.attention_mask);
+  cut(enc.word_ids);
+}
+
+// tokenizers' truncate_encodings (utils/truncation.rs) with stride 0: `max_length` is the
+// budget left after the special tokens.
+void truncate_encodings(Encoding& a, Encoding* b, size_t max_length, TruncationStrategy strategy, bool left,
+                        const std::string& label) {
+  if (max_length == 0) {
+    truncate_to(a, 0, left);
+    if (b) truncate_to(*b, 0, left);
+    return;
+  }
+  const size_t total = a.size() + (b ? b->size() : 0);
+  if (total <= max_length) return;
+  const size_t to_remove = total - max_length;
+  if (strategy == TruncationStrategy::kLongestFirst) {
+    if (!b) {
+      truncate_to(a, max_length, left);
+      return;
+    }
+    // n1 is the shorter length: the longer sequence is cut first; if both are too long,
+    // each gets half (the first one the extra token when max_length is odd).
+    size_t n1 = a.size(), n2 = b->size();
+    const bool swap = n1 > n2;
+    if (swap) std::swap(n1, n2);
+    n2 = n1 > max_length ? n1 : std::max(n1, max_length - n1);
+    if (n1 + n2 > max_length) {
+      n1 = max_length / 2;
+      n2 = n1 + max_length % 2;
+    }
+    if (swap) std::swap(n1, n2);
+    truncate_to(a, n1, left);
+    truncate_to(*b, n2, left);
+    return;
+  }
+  Encoding* target = strategy == TruncationStrategy::kOnlyFirst ? &a : b;
+  LUMEN_CHECK(target, label, ": truncation only_second needs a second sequence");
+  LUMEN_CHECK(target->size() > to_remove, label,
+              ": the sequence to truncate is too short to respect max_length (truncation ",
+              strategy == TruncationStrategy::kOnlyFirst ? "only_first" : "only_second", ")");
+  truncate_to(*target, target->size() - to_remove, left);
+}
+
+}  // namespace
+
+Encoding Tokenizer::encode(std::string_view text, bool add_special_tokens, size_t max_length) const {
+  return encode_impl(text, nullptr, add_special_tokens, max_length, TruncationStrategy::kLongestFirst);
+}
+
+Encoding Tokenizer::encode_pair(std::string_view text, std::string_view pair, bool add_special_tokens,
+                                size_t max_length, TruncationStrategy strategy) const {
+  return encode_impl(text, &pair, add_special_tokens, max_length, strategy);
+}
+
+Encoding Tokenizer::encode_impl(std::string_view text, const std::string_view* pair, bool add_special_tokens,
+                                size_t max_length, TruncationStrategy strategy) const {
+  const Impl& t = *impl_;
+  // One sequence through normalizer, pre-tokenizer and model (or the .model's own encode).
+  auto encode_one = [&](std::string_view s, int64_t type_id) {
+    const std::string safe = is_valid_utf8(s) ? std::string(s) : sanitize_utf8(s);
+    Encoding enc;
+    if (t.spm) {
+      enc = spm_encoding(*t.spm, safe);
+    } else {
+      PreTokenizedString pts = t.added.extract_and_normalize(t.normalizer.get(), safe);
+      if (t.pre_tokenizer) t.pre_tokenizer->pre_tokenize(pts);
+      pts.tokenize([&](const NormalizedString& n) { return t.model->tokenize(n.get()); });
+      enc = pts.into_encoding(0);
+    }
+    std::fill(enc.type_ids.begin(), enc.type_ids.end(), type_id);
+    return enc;
+  };
+  Encoding enc = encode_one(text, 0);
+  std::optional<Encoding> second;
+  if (pair) second = encode_one(*pair, 1);
+  Encoding* b = second ? &*second : nullptr;
 
   bool truncate_left = false;
   if (max_length == 0 && t.honor_json_limits && t.json_max_length > 0) {
     max_length = t.json_max_length;
     truncate_left = t.json_truncate_left;
+    strategy = t.json_strategy;
   }
   if (max_length > 0) {
-    size_t added = add_special_tokens && t.post_processor ? t.post_processor->added_tokens() : 0;
-    if (add_special_tokens && t.spm) added = size_t{t.spm_add_bos} + size_t{t.spm_add_eos};
-    const size_t keep = max_length > added ? max_length - added : 0;
-    if (enc.size() > keep) {
-      if (truncate_left) {
-        Encoding tail;
-        const size_t drop = enc.size() - keep;
-        tail.ids.assign(enc.ids.begin() + static_cast<ptrdiff_t>(drop), enc.ids.end());
-        tail.tokens.assign(enc.tokens.begin() + static_cast<ptrdiff_t>(drop), enc.tokens.end());
-        tail.offsets.assign(enc.offsets.begin() + static_cast<ptrdiff_t>(drop), enc.offsets.end());
-        tail.type_ids.assign(enc.type_ids.begin() + static_cast<ptrdiff_t>(drop), enc.type_ids.end());
-        tail.special_tokens_mask.assign(enc.special_tokens_mask.begin() + static_cast<ptrdiff_t>(drop),
-                                        enc.special_tokens_mask.end());
-        tail.attention_mask.assign(enc.attention_mask.begin() + static_cast<ptrdiff_t>(drop), enc.attention_mask.end());
-        tail.word_ids.assign(enc.word_ids.begin() + static_cast<ptrdiff_t>(drop), enc.word_ids.end());
-        enc = std::move(tail);
-      } else {
-        enc.truncate(keep);
-      }
-    }
+    size_t added = 0;
+    if (add_special_tokens && t.spm)
+      added = (size_t{t.spm_add_bos} + size_t{t.spm_add_eos}) * (b ? 2 : 1);
+    else if (add_special_tokens && t.post_processor)
+      added = t.post_processor->added_tokens(b != nullptr);
+    truncate_encodings(enc, b, max_length > added ? max_length - added : 0, strategy, truncate_left, t.label);
   }
-  if (t.post_processor) enc = t.post_processor->process(std::move(enc), add_special_tokens);
-  if (t.spm && add_special_tokens && (t.spm_add_bos || t.spm_add_eos)) {
+
+  if (t.spm) {
+    // LlamaTokenizer / T5Tokenizer's build_inputs_with_special_tokens.
     Encoding full;
-    if (t.spm_add_bos) full = special_token_encoding(*t.spm->bos_id(), *t.bos);
-    full.append(enc);
-    if (t.spm_add_eos) full.append(special_token_encoding(*t.spm->eos_id(), *t.eos));
+    auto add_sequence = [&](const Encoding& seq, int64_t type_id) {
+      Encoding part;
+      if (add_special_tokens && t.spm_add_bos) part.append(special_token_encoding(*t.spm->bos_id(), *t.bos));
+      part.append(seq);
+      if (add_special_tokens && t.spm_add_eos) part.append(special_token_encoding(*t.spm->eos_id(), *t.eos));
+      std::fill(part.type_ids.begin(), part.type_ids.end(), type_id);
+      full.append(part);
+    };
+    add_sequence(enc, 0);
+    if (b) add_sequence(*b, 1);
     enc = std::move(full);
+  } else if (t.post_processor) {
+    enc = t.post_processor->process(std::move(enc), b, add_special_tokens);
+  } else if (b) {
+    enc.append(*b);
   }
 
   if (t.honor_json_limits && t.json_pad_to && enc.size() < *t.json_pad_to) {

@@ -32,6 +32,13 @@ struct BatchEncoding {
   std::vector<int64_t> attention_mask;
 };
 
+// How a pair is cut down to a length limit (tokenizers' TruncationStrategy).
+enum class TruncationStrategy {
+  kLongestFirst,  // both sequences shortened, the longer first (the default)
+  kOnlyFirst,     // only sequence A; an error if it is too short to fit the limit
+  kOnlySecond,    // only sequence B; likewise
+};
+
 class Tokenizer {
  public:
   // A tokenizer.json, with the semantics of tokenizers.Tokenizer.from_file; or a
@@ -52,6 +59,16 @@ class Tokenizer {
   Encoding encode(std::string_view text, bool add_special_tokens = true) const;
   // Encodes with truncation to `max_length` tokens (special tokens included; 0 = none).
   Encoding encode(std::string_view text, bool add_special_tokens, size_t max_length) const;
+  // Encodes a pair of texts (sentence A, sentence B) as the reference does: each sequence
+  // on its own, truncated together to `max_length` tokens (specials included; 0 = none,
+  // unless tokenizer.json sets a truncation) by `strategy`, then laid out by the
+  // post-processor's pair form (TemplateProcessing's "pair" template, [CLS] A [SEP] B [SEP],
+  // <s> A </s></s> B </s>, ...). Type ids are 0 for A and 1 for B unless the processor sets
+  // them. A SentencePiece .model lays a pair out as transformers' LlamaTokenizer / T5Tokenizer
+  // do: [bos] A [eos] [bos] B [eos], B's part with type id 1.
+  // (A separate name: encode("a", "b") would silently pick encode(text, bool).)
+  Encoding encode_pair(std::string_view text, std::string_view pair, bool add_special_tokens = true,
+                       size_t max_length = 0, TruncationStrategy strategy = TruncationStrategy::kLongestFirst) const;
   // Pads every row to `pad_to` (0: to the longest row), truncating longer ones when
   // `truncate` (else they make the batch longer). Padding uses `pad_id`, else the
   // tokenizer's pad token (error if it has none); mask is 1 for tokens, 0 for padding.
@@ -78,6 +95,8 @@ class Tokenizer {
   struct Impl;
 
  private:
+  Encoding encode_impl(std::string_view text, const std::string_view* pair, bool add_special_tokens, size_t max_length,
+                       TruncationStrategy strategy) const;
   explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<const Impl> impl_;
 };

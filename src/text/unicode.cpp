@@ -403,6 +403,41 @@ std::vector<CharChange> recompose(const std::vector<CharChange>& in) {
 
 }  // namespace
 
+bool is_normalized(std::string_view s, NormForm form) {
+  char32_t max_c = 0;
+  for (size_t i = 0; i < s.size();) {
+    size_t len;
+    max_c = std::max(max_c, decode_utf8_at(s, i, &len));
+    i += len;
+  }
+  if (max_c < 0x80 || (form == NormForm::kNFC && max_c < 0x300)) return true;
+  // ICU's check, on the same Unicode data that decompose/recompose use.
+  UErrorCode err = U_ZERO_ERROR;
+  const UNormalizer2* n = nullptr;
+  switch (form) {
+    case NormForm::kNFC: n = unorm2_getNFCInstance(&err); break;
+    case NormForm::kNFKC: n = unorm2_getNFKCInstance(&err); break;
+    case NormForm::kNFD: n = unorm2_getNFDInstance(&err); break;
+    case NormForm::kNFKD: n = unorm2_getNFKDInstance(&err); break;
+  }
+  if (U_FAILURE(err) || !n) return false;
+  std::u16string u16;
+  u16.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    size_t len;
+    const char32_t c = decode_utf8_at(s, i, &len);
+    i += len;
+    if (c < 0x10000) {
+      u16.push_back(static_cast<char16_t>(c));
+    } else {
+      u16.push_back(static_cast<char16_t>(0xD800 + ((c - 0x10000) >> 10)));
+      u16.push_back(static_cast<char16_t>(0xDC00 + ((c - 0x10000) & 0x3FF)));
+    }
+  }
+  const UBool yes = unorm2_isNormalized(n, reinterpret_cast<const UChar*>(u16.data()), static_cast<int32_t>(u16.size()), &err);
+  return U_SUCCESS(err) && yes;
+}
+
 std::vector<CharChange> normalize_with_changes(std::string_view s, NormForm form) {
   // Fast path: ASCII is invariant under every form, and below U+0300 NFC is the identity
   // (no combining marks there, and every precomposed letter recomposes to itself).

@@ -85,5 +85,7 @@ struct CharChange {
 // does: full decomposition with canonical reordering, then (for NFC/NFKC) canonical
 // composition, tracking the change of every output character.
 std::vector<CharChange> normalize_with_changes(std::string_view s, NormForm form);
+// Whether `s` is already in `form` (then normalize_with_changes changes nothing).
+bool is_normalized(std::string_view s, NormForm form);
 
 }  // namespace lumen::text

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <functional>
 #include <map>
 
 #include "blocks/decoder_lm.h"
@@ -11,6 +13,7 @@
 #include "families/family_util.h"
 #include "core/mapped_file.h"
 #include "families/llava/llava.h"
+#include "formats/json_config.h"
 #include "runtime/verify.h"
 #include "tests/test_util.h"
 
@@ -260,6 +263,91 @@ TEST(DecoderLm, BatchedDecodeEqualsSeparateSequences) {
   }
   EXPECT_EQ(ca.length, 7);
   EXPECT_EQ(cb.length, 10);
+}
+
+}  // namespace
+}  // namespace lumen
+
+namespace lumen {
+namespace {
+
+// A LLaVA model from a preset config with edits, random weights.
+std::unique_ptr<LlavaModel> llava_with(const std::function<void(nlohmann::json&)>& edit) {
+  MakeTinyOptions o;
+  nlohmann::json cfg = llava_preset_config(o, false, 64, 63);
+  edit(cfg);
+  auto m = std::make_unique<LlavaModel>();
+  m->cfg = LlavaConfig::from_hf(cfg, "config.json");
+  RandomInitVisitor init(9);
+  m->visit(init);
+  return m;
+}
+
+TEST(Llava, FeatureLayerListConcatenatesHiddenStates) {
+  // vision_feature_layer [-2, -1]: hidden_states[-2] and [-1] side by side per patch; the
+  // single-layer features are the first half of each row.
+  auto one = llava_with([](nlohmann::json&) {});
+  auto two = llava_with([](nlohmann::json& c) { c["vision_feature_layer"] = {-2, -1}; });
+  ImageInput img;
+  img.pixel_values = Tensor::zeros({1, 3, 56, 56});
+  for (int64_t i = 0; i < img.pixel_values.numel(); ++i) img.pixel_values.data<float>()[i] = std::sin(0.01f * i);
+  two->vision = one->vision;  // same tower, so the features can be compared
+  Tensor f1 = one->vision_features(img.pixel_values), f2 = two->vision_features(img.pixel_values);
+  const int64_t D = one->cfg.vision.encoder.dim;
+  ASSERT_EQ(f2.dim(2), 2 * D);
+  ASSERT_EQ(f1.dim(1), 16);  // CLS dropped ("default")
+  for (int64_t p = 0; p < 16; ++p)
+    for (int64_t d = 0; d < D; ++d) ASSERT_EQ(f2.data<float>()[p * 2 * D + d], f1.data<float>()[p * D + d]);
+  // The last layer's half differs from the second-to-last.
+  double diff = 0;
+  for (int64_t d = 0; d < D; ++d) diff += std::fabs(f2.data<float>()[D + d] - f2.data<float>()[d]);
+  EXPECT_GT(diff, 1e-3);
+  EXPECT_EQ(two->linear_1.in, 2 * D);
+}
+
+TEST(Llava, FullStrategyKeepsTheClassToken) {
+  auto m = llava_with([](nlohmann::json& c) { c["vision_feature_select_strategy"] = "full"; });
+  ImageInput img;
+  img.pixel_values = Tensor::zeros({1, 3, 56, 56});
+  img.height = img.width = 56;
+  EXPECT_EQ(m->image_token_count(img), 17);
+  EXPECT_EQ(m->encode_image(img).dim(0), 17);
+}
+
+TEST(Llava, BadConfigsAreNamed) {
+  auto expect_error = [](const std::function<void(nlohmann::json&)>& edit, const std::string& needle) {
+    try {
+      llava_with(edit);
+      ADD_FAILURE() << "expected an error mentioning " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error([](nlohmann::json& c) { c["vision_feature_layer"] = 7; }, "vision_feature_layer");
+  expect_error([](nlohmann::json& c) { c["vision_feature_select_strategy"] = "cls"; }, "vision_feature_select_strategy");
+  expect_error([](nlohmann::json& c) { c["text_config"]["model_type"] = "gpt2"; }, "language model 'gpt2'");
+  expect_error([](nlohmann::json& c) { c["vision_config"]["model_type"] = "siglip_vision_model"; }, "vision tower");
+  expect_error([](nlohmann::json& c) { c["text_config"]["num_key_value_heads"] = 3; }, "num_key_value_heads");
+  expect_error([](nlohmann::json& c) { c["text_config"]["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 2.0}}; },
+               "rope scaling 'yarn'");
+}
+
+TEST(Llava, MismatchedHiddenSizesAreNamed) {
+  // A checkpoint whose projector was made for another LM width: the loader names the tensor.
+  std::string dir = testing_util::temp_dir("llava_mismatch");
+  for (const auto& f : {"config.json", "model.safetensors", "preprocessor_config.json", "generation_config.json"})
+    std::filesystem::copy_file(kFixtures + "/models/llava/" + f, dir + "/" + f);
+  nlohmann::json cfg = JsonView::load_file(dir + "/config.json");
+  cfg["text_config"]["hidden_size"] = 96;
+  cfg["text_config"]["head_dim"] = 24;
+  write_file_atomic(dir + "/config.json", cfg.dump());
+  try {
+    load_model(dir);
+    FAIL() << "expected a shape error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("multi_modal_projector.linear_1.weight"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("config wants"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

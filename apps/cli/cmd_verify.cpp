@@ -68,7 +68,7 @@ Register reg({"verify", "Compare lumen with the reference on a golden-fixture ro
                 cmd->add_option("fixture_root", a->root, "Fixture root holding manifest.json (e.g. ../shared/fixtures/public)")
                     ->required();
                 cmd->add_option("--only", a->only,
-                                "Run only these: a family (clip), tokenizer:NAME or preprocess:PROCESSOR")
+                                "Run only these: a family (clip), tokenizer (all) or tokenizer:NAME, preprocess (all) or preprocess:PROCESSOR")
                     ->delimiter(',');
                 cmd->add_flag("--quiet,-q", a->quiet, "Print per-tensor errors only for failing cases");
                 add_common_flags(cmd, &a->common);

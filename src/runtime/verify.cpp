@@ -68,6 +68,8 @@ bool selected(const VerifyOptions& o, const std::string& key) {
     if (f == key) return true;
     // "preprocess:clip_224" selects "preprocess:clip_224/<image>"
     if (key.rfind(f + "/", 0) == 0) return true;
+    // "tokenizer" selects every "tokenizer:<name>", "preprocess" every "preprocess:<name>/..."
+    if (key.rfind(f + ":", 0) == 0) return true;
   }
   return false;
 }

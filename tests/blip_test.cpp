@@ -4,12 +4,15 @@
 
 #include <cmath>
 #include <functional>
+#include <set>
+#include <nlohmann/json.hpp>
 
 #include "blocks/t5.h"
 #include "families/blip/blip.h"
 #include "families/blip2/blip2.h"
 #include "runtime/beam_search.h"
 #include "tests/test_util.h"
+#include "vision/image_processor.h"
 
 namespace lumen {
 namespace {
@@ -103,7 +106,7 @@ TEST(BeamSearch, NoRepeatNgramBansCompletions) {
   EXPECT_EQ(banned_ngram_tokens({1, 2, 3, 1, 2}, 3), (std::vector<int64_t>{3}));
   EXPECT_EQ(banned_ngram_tokens({1, 2, 1, 2}, 2), (std::vector<int64_t>{1}));  // "2 1" seen: after 2 comes 1
   EXPECT_TRUE(banned_ngram_tokens({1, 2}, 3).empty());
-  // A model that always prefers token 1 cannot repeat the bigram (1, 1).
+  // A model that always prefers token 1 may write the bigram (1, 1) once, never twice.
   NextTokenLogitsFn fn = [](const std::vector<std::vector<int64_t>>& s, const std::vector<int64_t>&) {
     Tensor t = Tensor::zeros({static_cast<int64_t>(s.size()), 3});
     for (int64_t i = 0; i < t.dim(0); ++i) t.data<float>()[i * 3 + 1] = 5.f;
@@ -111,11 +114,17 @@ TEST(BeamSearch, NoRepeatNgramBansCompletions) {
   };
   BeamSearchParams p;
   p.num_beams = 2;
-  p.max_new_tokens = 4;
+  p.max_new_tokens = 5;
   p.no_repeat_ngram_size = 2;
-  auto h = beam_search({0}, p, fn);
-  for (size_t i = 1; i < h[0].sequence.size(); ++i)
-    EXPECT_FALSE(h[0].sequence[i] == 1 && h[0].sequence[i - 1] == 1) << "bigram (1, 1) repeated at " << i;
+  const std::vector<int64_t> seq = beam_search({0}, p, fn)[0].sequence;
+  ASSERT_EQ(seq.size(), 6u);
+  EXPECT_EQ(seq[1], 1);
+  EXPECT_EQ(seq[2], 1);  // (1, 1) the first time is allowed
+  std::set<std::pair<int64_t, int64_t>> seen;
+  for (size_t i = 1; i < seq.size(); ++i)
+    EXPECT_TRUE(seen.insert({seq[i - 1], seq[i]}).second) << "bigram repeated at " << i;
+  p.no_repeat_ngram_size = 0;
+  EXPECT_EQ(beam_search({0}, p, fn)[0].sequence, (std::vector<int64_t>{0, 1, 1, 1, 1, 1}));
 }
 
 TEST(T5, RelativePositionBuckets) {
@@ -128,6 +137,73 @@ TEST(T5, RelativePositionBuckets) {
   EXPECT_EQ(t5_relative_position_bucket(500, true, 32, 128), 31);
   EXPECT_EQ(t5_relative_position_bucket(5, false, 32, 128), 0);  // the decoder ignores the future
   EXPECT_EQ(t5_relative_position_bucket(-40, false, 32, 128), 23);
+}
+
+const std::string kImage = std::string(LUMEN_SOURCE_DIR) + "/data/images/example.jpg";
+
+std::string make_tiny(const std::string& family, const std::string& arch) {
+  std::string dir = temp_dir("cli_" + family + "_" + arch);
+  auto r = run_cli("make-tiny -f " + family + " --arch " + arch + " -o " + dir + " --force --seed 3");
+  EXPECT_EQ(r.status, 0) << r.output;
+  return dir;
+}
+
+nlohmann::json run_json(const std::string& args) {
+  auto r = run_cli(args + " --json", /*merge_stderr=*/false);
+  EXPECT_EQ(r.status, 0) << r.output;
+  return nlohmann::json::parse(r.output);
+}
+
+TEST(BlipCli, CaptionMatchesTheLibraryGreedyAndBeam) {
+  const std::string dir = make_tiny("blip", "tiny");
+  auto model = load_model(dir);
+  const auto& blip = dynamic_cast<const BlipModel&>(*model);
+  Tensor pv = ImageProcessor::from_file(dir + "/preprocessor_config.json").process({decode_image_file(kImage)}).pixel_values;
+  for (int64_t beams : {1, 3}) {
+    nlohmann::json j = run_json("caption -m " + dir + " -i " + kImage + " --beams " + std::to_string(beams) +
+                                " --max-new-tokens 6 --min-new-tokens 6");
+    BlipDecodeOptions o;
+    o.num_beams = beams;
+    o.max_new_tokens = o.min_new_tokens = 6;
+    std::vector<int64_t> want = blip.caption(pv, {blip.cfg.bos_id}, o);  // no prompt: [DEC]
+    ASSERT_EQ(want.size(), 7u);
+    EXPECT_EQ(j["token_ids"].get<std::vector<int64_t>>(), std::vector<int64_t>(want.begin() + 1, want.end()))
+        << "beams " << beams;
+  }
+}
+
+TEST(BlipCli, MatchGivesProbabilitiesAndCosines) {
+  const std::string dir = make_tiny("blip", "tiny-retrieval");
+  nlohmann::json j = run_json("match -m " + dir + " -i " + kImage + " --text 'a dog on a sofa' --text 'two cars'");
+  ASSERT_EQ(j["results"].size(), 2u);
+  for (const auto& r : j["results"]) {
+    EXPECT_GT(r["itm_probability"].get<double>(), 0.0);
+    EXPECT_LT(r["itm_probability"].get<double>(), 1.0);
+    EXPECT_LE(std::fabs(r["cosine"].get<double>()), 1.0 + 1e-5);
+  }
+  // A captioning checkpoint has no matching head: the error says so.
+  auto r = run_cli("match -m " + make_tiny("blip", "tiny") + " -i " + kImage + " --text x");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("BlipForImageTextRetrieval"), std::string::npos) << r.output;
+}
+
+TEST(BlipCli, VqaAnswersThePrompt) {
+  const std::string dir = make_tiny("blip", "tiny-vqa");
+  nlohmann::json j = run_json("caption -m " + dir + " -i " + kImage +
+                              " -p 'what is on the sofa?' --beams 1 --max-new-tokens 4 --min-new-tokens 4");
+  EXPECT_EQ(j["token_ids"].size(), 4u);
+}
+
+TEST(Blip2Cli, CaptionsWithOptAndT5) {
+  for (const char* family : {"blip2_opt", "blip2_t5"}) {
+    const std::string dir = make_tiny(family, "tiny");
+    for (int beams : {1, 2}) {
+      nlohmann::json j = run_json("caption -m " + dir + " -i " + kImage + " -p 'a photo of' --beams " +
+                                  std::to_string(beams) + " --max-new-tokens 5 --min-new-tokens 5");
+      EXPECT_EQ(j["family"], family);
+      EXPECT_EQ(j["token_ids"].size(), 5u) << family << " beams " << beams;
+    }
+  }
 }
 
 }  // namespace

@@ -146,10 +146,10 @@ Register reg_match({"match", "BLIP image-text matching: ITM probability and cont
                       auto a = std::make_shared<MatchArgs>();
                       cmd->add_option("--model,-m", a->model, "BLIP retrieval checkpoint directory")->required();
                       cmd->add_option("--image,-i", a->image, "Image file (JPEG, PNG, WebP)")->required();
-                      cmd->add_option("--text,-t", a->texts, "Texts to score (repeat the flag)")->required();
+                      cmd->add_option("--text", a->texts, "Texts to score (repeat the flag)")->required();
                       add_image_flags(cmd, &a->decode);
                       add_common_flags(cmd, &a->common);
-                      cmd->footer("Example: lumen match -m blip-itm-base-coco -i cat.jpg -t \"a cat\" -t \"a car\"");
+                      cmd->footer("Example: lumen match -m blip-itm-base-coco -i cat.jpg --text \"a cat\" --text \"a car\"");
                       return [a] { return run_match(*a); };
                     }});
 

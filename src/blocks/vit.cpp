@@ -30,15 +30,12 @@ void VisionTransformer::visit(const ParamScope& s, const VitConfig& c) {
   post_layernorm.visit(s.sub("post_layernorm"), D, c.encoder.eps);
 }
 
-Tensor VisionTransformer::embed(const Tensor& pixel_values) const {
-  const int64_t C = cfg.channels, S = cfg.image_size, p = cfg.patch_size, g = cfg.grid(), D = cfg.encoder.dim;
-  LUMEN_CHECK(pixel_values.ndim() == 4 && pixel_values.dim(1) == C && pixel_values.dim(2) == S &&
-                  pixel_values.dim(3) == S,
-              "vision tower expects pixel_values [B, ", C, ", ", S, ", ", S, "], got ", pixel_values.describe());
-  const int64_t B = pixel_values.dim(0), N = g * g, T = cfg.num_positions(), K = C * p * p;
+Tensor patchify(const Tensor& pixel_values, int64_t p) {
+  const int64_t B = pixel_values.dim(0), C = pixel_values.dim(1), S = pixel_values.dim(2), g = S / p;
+  LUMEN_CHECK(pixel_values.dim(3) == S && S % p == 0, "patchify: pixel_values ", pixel_values.describe(),
+              " is not square or not a multiple of the patch size ", p);
+  const int64_t N = g * g, K = C * p * p;
   const float* px = pixel_values.data<float>();
-
-  // The stride-p conv is a GEMM over non-overlapping patches: rows (b, py, px), cols (c, ky, kx).
   Tensor patches = Tensor::zeros({B * N, K});
   float* pt = patches.data<float>();
   parallel_for(B * N, [&](int64_t r0, int64_t r1) {
@@ -51,6 +48,18 @@ Tensor VisionTransformer::embed(const Tensor& pixel_values) const {
                       static_cast<size_t>(p) * sizeof(float));
     }
   });
+  return patches;
+}
+
+Tensor VisionTransformer::embed(const Tensor& pixel_values) const {
+  const int64_t C = cfg.channels, S = cfg.image_size, p = cfg.patch_size, g = cfg.grid(), D = cfg.encoder.dim;
+  LUMEN_CHECK(pixel_values.ndim() == 4 && pixel_values.dim(1) == C && pixel_values.dim(2) == S &&
+                  pixel_values.dim(3) == S,
+              "vision tower expects pixel_values [B, ", C, ", ", S, ", ", S, "], got ", pixel_values.describe());
+  const int64_t B = pixel_values.dim(0), N = g * g, T = cfg.num_positions(), K = C * p * p;
+
+  Tensor patches = patchify(pixel_values, p);  // [B*N, K]
+  const float* pt = patches.data<float>();
   Tensor patch_out = Tensor::zeros({B * N, D});  // [B*N, D]
   ops::linear(pt, B * N, K, patch_weight.data<float>(), D, patch_bias.defined() ? patch_bias.data<float>() : nullptr,
               patch_out.data<float>());

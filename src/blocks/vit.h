@@ -21,6 +21,10 @@ struct VitConfig {
   static VitConfig from_hf(const JsonView& vision_config);
 };
 
+// pixel_values [B, C, S, S] -> non-overlapping p x p patches [B*(S/p)^2, C*p*p], rows (b, py, px),
+// columns (c, ky, kx): a stride-p conv is then one GEMM with its weight viewed as [D, C*p*p].
+Tensor patchify(const Tensor& pixel_values, int64_t patch);
+
 struct VisionTransformer {
   VitConfig cfg;
   Tensor patch_weight;  // [D, C, p, p]

@@ -10,6 +10,9 @@ FamilySpec siglip_family();
 FamilySpec llama_family();
 FamilySpec llava_family();
 FamilySpec llava_next_family();
+FamilySpec blip_family();
+FamilySpec blip2_opt_family();
+FamilySpec blip2_t5_family();
 
 const std::vector<FamilySpec>& families() {
   // One line per family.
@@ -19,6 +22,9 @@ const std::vector<FamilySpec>& families() {
       llama_family(),
       llava_family(),
       llava_next_family(),
+      blip_family(),
+      blip2_opt_family(),
+      blip2_t5_family(),
   };
   return all;
 }

@@ -1,0 +1,88 @@
+// BLIP (Li et al. 2022): a ViT and BERT-style text transformers that cross-attend to its
+// tokens. One config (model_type "blip") serves three checkpoints, told apart by what they hold:
+//   captioning  BlipForConditionalGeneration: text_decoder (causal, cross-attends to the image)
+//   retrieval   BlipForImageTextRetrieval:    text_encoder + itm_head (matching) and
+//                                              vision_proj / text_proj (contrastive similarity)
+//   VQA         BlipForQuestionAnswering:     text_encoder encodes the question against the
+//                                              image, text_decoder answers against the question
+// Reference: transformers/models/blip/modeling_blip.py, modeling_blip_text.py.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "blocks/bert.h"
+#include "blocks/blip_vision.h"
+#include "families/family.h"
+#include "runtime/beam_search.h"
+
+namespace lumen {
+
+struct BlipConfig {
+  BlipVisionConfig vision;
+  BertConfig text;
+  int64_t bos_id = 30522;  // text_config.bos_token_id: the [DEC] token decoders start from
+  int64_t sep_id = 102;    // text_config.sep_token_id: the decoders' EOS
+  int64_t pad_id = 0;
+  int64_t embed_dim = 256;  // image_text_hidden_size (contrastive projections)
+  std::string architecture;  // architectures[0]: which heads the checkpoint has
+  static BlipConfig from_hf(const nlohmann::json& j, const std::string& path);
+};
+
+// How BLIP decodes: greedy (num_beams 1) or beam search.
+struct BlipDecodeOptions {
+  int64_t max_new_tokens = 20, min_new_tokens = 0;
+  int64_t num_beams = 1;
+  float length_penalty = 1.f;
+  BeamSearchParams::EarlyStopping early_stopping = BeamSearchParams::EarlyStopping::False;
+  int64_t no_repeat_ngram_size = 0;
+};
+
+class BlipModel : public Model {
+ public:
+  BlipConfig cfg;
+  BlipVisionModel vision;
+  std::unique_ptr<BertTextModel> text_encoder;  // retrieval, VQA
+  std::unique_ptr<BertTextModel> text_decoder;  // captioning, VQA
+  BertLmHead lm_head;                           // text_decoder.cls.predictions
+  Linear itm_head, vision_proj, text_proj;      // retrieval
+
+  void visit(ParamVisitor& v);
+  std::string family() const override { return "blip"; }
+  bool can_caption() const { return text_decoder && !text_encoder; }
+  bool can_answer() const { return text_decoder && text_encoder; }
+  bool can_match() const { return text_encoder && !itm_head.weight.empty(); }
+  std::string kind() const;  // "captioning", "retrieval", "question answering"
+
+  // pixel_values [B, 3, S, S] -> vision last_hidden_state [B, 1+N, Dv] (post-LN).
+  Tensor image_embeds(const Tensor& pixel_values) const;
+  // Decoder logits [B*L, V] for ids [B, L] that cross-attend to `memory` [B*Lm, Dm] (all kept).
+  Tensor decoder_logits(const int64_t* ids, int64_t B, int64_t L, const Tensor& memory, int64_t Lm) const;
+  // The text encoder over ids/mask [B, L], cross-attending to `image` rows [B*T, Dv] when given
+  // (matching, VQA question) or not (contrastive text features): [B*L, Dt].
+  Tensor encode_text(const Tensor& input_ids, const Tensor& attention_mask, const Tensor* image) const;
+  // ITM logits [B, 2] (index 1 = match) of text row i against image i.
+  Tensor itm_logits(const Tensor& image_embeds, const Tensor& input_ids, const Tensor& attention_mask,
+                    Tensor* question_embeds = nullptr) const;
+  // Cosine similarities [I, T] of normalize(vision_proj(image CLS)) and normalize(text_proj(text CLS)).
+  Tensor itc_scores(const Tensor& image_embeds, const Tensor& input_ids, const Tensor& attention_mask,
+                    Tensor* text_embeds = nullptr) const;
+  // Decoder prompt + generated ids for one image. Captioning: `prompt` = the decoder prompt
+  // ([bos] + prompt tokens). VQA: `question_ids`/`mask` [1, Lq] is encoded against the image and
+  // the decoder starts from [bos].
+  std::vector<int64_t> caption(const Tensor& pixel_values, const std::vector<int64_t>& prompt,
+                               const BlipDecodeOptions& o, std::vector<std::vector<float>>* step_logits = nullptr) const;
+  std::vector<int64_t> answer(const Tensor& pixel_values, const Tensor& question_ids, const Tensor& question_mask,
+                              const BlipDecodeOptions& o, std::vector<std::vector<float>>* step_logits = nullptr,
+                              Tensor* question_embeds = nullptr) const;
+
+ private:
+  std::vector<int64_t> decode(const Tensor& memory, int64_t Lm, const std::vector<int64_t>& prompt,
+                              const BlipDecodeOptions& o, std::vector<std::vector<float>>* step_logits) const;
+};
+
+// Writes a random-weight BLIP checkpoint (make-tiny): o.arch "tiny" / "blip-base" captioner,
+// "tiny-retrieval" / "blip-base-retrieval", "tiny-vqa".
+void make_tiny_blip(const MakeTinyOptions& o);
+
+}  // namespace lumen

@@ -163,7 +163,8 @@ TEST(Catalog, GroundingTableAndVerification) {
   EXPECT_EQ(names_matching({"grounding=detection head"}), std::vector<std::string>{"LLaVA-Grounding"});
   EXPECT_EQ(names_matching({"grounding=none"}).size(), 47u - 11u);
   // Only lumen families with a passing reference fixture may be marked verified.
-  EXPECT_EQ(names_matching({"verified=yes"}), (std::vector<std::string>{"CLIP", "LLaVA-1.5", "LLaVA-NEXT"}));
+  EXPECT_EQ(names_matching({"verified=yes"}),
+            (std::vector<std::string>{"CLIP", "BLIP", "BLIP-2", "LLaVA-1.5", "LLaVA-NEXT"}));
   for (const auto& e : survey_catalog().entries())
     if (e.fixture_verified) {
       EXPECT_TRUE(e.lumen_family.has_value()) << e.name;
@@ -260,7 +261,7 @@ TEST(CatalogCli, JsonListsWhatLumenRuns) {
   ASSERT_EQ(r.status, 0) << r.output;
   nlohmann::json j = nlohmann::json::parse(r.output);
   ASSERT_TRUE(j.is_array());
-  ASSERT_EQ(j.size(), 5u) << r.output;  // CLIP and the LLaVA line
+  ASSERT_EQ(j.size(), 7u) << r.output;  // CLIP, BLIP, BLIP-2 and the LLaVA line
   EXPECT_EQ(j[0]["name"], "CLIP");
   EXPECT_EQ(j[0]["runs_in_lumen"], true);
   EXPECT_EQ(j[0]["org"], "OpenAI");

@@ -114,4 +114,18 @@ int64_t add_special_token(const std::string& dir, const std::string& content) {
   return next_id;
 }
 
+void add_generation_outputs(TensorMap& out, const std::vector<int64_t>& seq, int64_t prompt_len,
+                            const std::vector<std::vector<float>>& steps) {
+  const int64_t n = static_cast<int64_t>(seq.size());
+  out["sequences"] = Tensor::from_ids(seq, {1, n});
+  out["new_token_ids"] = Tensor::from_ids(std::vector<int64_t>(seq.begin() + prompt_len, seq.end()), {1, n - prompt_len});
+  if (!steps.empty()) {
+    const int64_t V = static_cast<int64_t>(steps[0].size()), S = static_cast<int64_t>(steps.size());
+    Tensor t = Tensor::zeros({1, S, V});
+    for (int64_t i = 0; i < S; ++i)
+      std::memcpy(t.data<float>() + i * V, steps[static_cast<size_t>(i)].data(), static_cast<size_t>(V) * sizeof(float));
+    out["step_logits"] = t;
+  }
+}
+
 }  // namespace lumen

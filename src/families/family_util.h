@@ -30,6 +30,11 @@ void add_contrastive_outputs(TensorMap& out, const Tensor& image_features, const
 Tensor vlm_prompt_embeddings(const VisionLanguageModel& vlm, const std::vector<int64_t>& ids,
                              const std::vector<ImageInput>& images, TensorMap* debug = nullptr);
 
+// Greedy/beam fixture outputs (FORMAT.md section 6): sequences [1, n], new_token_ids
+// [1, n - prompt_len] and, when `steps` has the logits of each step, step_logits [1, S, V].
+void add_generation_outputs(TensorMap& out, const std::vector<int64_t>& seq, int64_t prompt_len,
+                            const std::vector<std::vector<float>>& steps);
+
 // Makes `content` a special added token of dir/tokenizer.json (appended after the largest id
 // when missing) and returns its id. make-tiny uses it for markers such as LLaVA's "<image>".
 int64_t add_special_token(const std::string& dir, const std::string& content);

@@ -235,17 +235,8 @@ TensorMap blip2_fixture(const Model& model, const std::string& task, const Tenso
     }
   std::vector<std::vector<float>> steps;
   std::vector<int64_t> seq = m->generate(ids, q, g, &steps);
-  const int64_t n = static_cast<int64_t>(seq.size());
   const int64_t prompt_len = m->opt ? static_cast<int64_t>(ids.size()) : 1;
-  out["sequences"] = Tensor::from_ids(seq, {1, n});
-  out["new_token_ids"] = Tensor::from_ids(std::vector<int64_t>(seq.begin() + prompt_len, seq.end()), {1, n - prompt_len});
-  if (!steps.empty()) {
-    const int64_t V = static_cast<int64_t>(steps[0].size()), S = static_cast<int64_t>(steps.size());
-    Tensor t = Tensor::zeros({1, S, V});
-    for (int64_t i = 0; i < S; ++i)
-      std::memcpy(t.data<float>() + i * V, steps[static_cast<size_t>(i)].data(), static_cast<size_t>(V) * sizeof(float));
-    out["step_logits"] = t;
-  }
+  add_generation_outputs(out, seq, prompt_len, steps);
   return out;
 }
 

@@ -260,12 +260,12 @@ TensorMap vlm_fixture(const Model& m, const std::string& task, const TensorMap& 
   Tensor e = vlm_prompt_embeddings(*vlm, ids, images, nullptr);
   KvCache cache = lm.new_cache(L + new_tokens);
   Tensor h = lm.forward(e, cache);
-  Tensor step_logits = Tensor::zeros({1, new_tokens, V});
   Tensor logits = lm.logits(h.data<float>() + (L - 1) * lm.cfg.dim, 1);
   std::vector<int64_t> sequence = ids;
+  std::vector<std::vector<float>> steps;
   for (int64_t t = 0; t < new_tokens; ++t) {
     const float* lg = logits.data<float>();
-    std::memcpy(step_logits.data<float>() + t * V, lg, static_cast<size_t>(V) * sizeof(float));
+    steps.emplace_back(lg, lg + V);
     const int64_t next = static_cast<int64_t>(std::max_element(lg, lg + V) - lg);
     sequence.push_back(next);
     if (t + 1 == new_tokens) break;
@@ -273,9 +273,7 @@ TensorMap vlm_fixture(const Model& m, const std::string& task, const TensorMap& 
     h = lm.forward(x, cache);
     logits = lm.logits(h.data<float>(), 1);
   }
-  out["sequences"] = Tensor::from_ids(sequence, {1, static_cast<int64_t>(sequence.size())});
-  out["new_token_ids"] = Tensor::from_ids(std::vector<int64_t>(sequence.begin() + L, sequence.end()), {1, new_tokens});
-  out["step_logits"] = step_logits;
+  add_generation_outputs(out, sequence, L, steps);
   return out;
 }
 

@@ -143,6 +143,7 @@ TEST(Catalog, LlavaAndGroundingEntries) {
   EXPECT_EQ(kosmos2.grounding_survey, "Patch-based Special Tokens");
   EXPECT_EQ(kosmos2.hf_model_types, std::vector<std::string>{"kosmos-2"});
   EXPECT_EQ(kosmos2.hf_checkpoints, std::vector<std::string>{"microsoft/kosmos-2-patch14-224"});
+  EXPECT_EQ(kosmos2.lumen_family, "kosmos2");
 
   EXPECT_EQ(entry("LLaVA-Grounding").grounding, "detection head");
 
@@ -163,7 +164,8 @@ TEST(Catalog, GroundingTableAndVerification) {
   EXPECT_EQ(names_matching({"grounding=detection head"}), std::vector<std::string>{"LLaVA-Grounding"});
   EXPECT_EQ(names_matching({"grounding=none"}).size(), 47u - 11u);
   // Only lumen families with a passing reference fixture may be marked verified.
-  EXPECT_EQ(names_matching({"verified=yes"}), (std::vector<std::string>{"CLIP", "LLaVA-1.5", "LLaVA-NEXT"}));
+  EXPECT_EQ(names_matching({"verified=yes"}),
+            (std::vector<std::string>{"CLIP", "KOSMOS-2", "LLaVA-1.5", "LLaVA-NEXT"}));
   for (const auto& e : survey_catalog().entries())
     if (e.fixture_verified) {
       EXPECT_TRUE(e.lumen_family.has_value()) << e.name;

@@ -10,6 +10,7 @@ FamilySpec siglip_family();
 FamilySpec llama_family();
 FamilySpec llava_family();
 FamilySpec llava_next_family();
+FamilySpec kosmos2_family();
 
 const std::vector<FamilySpec>& families() {
   // One line per family.
@@ -19,6 +20,7 @@ const std::vector<FamilySpec>& families() {
       llama_family(),
       llava_family(),
       llava_next_family(),
+      kosmos2_family(),
   };
   return all;
 }

@@ -262,7 +262,7 @@ TEST(CatalogCli, JsonListsWhatLumenRuns) {
   ASSERT_EQ(r.status, 0) << r.output;
   nlohmann::json j = nlohmann::json::parse(r.output);
   ASSERT_TRUE(j.is_array());
-  ASSERT_EQ(j.size(), 5u) << r.output;  // CLIP and the LLaVA line
+  ASSERT_EQ(j.size(), 6u) << r.output;  // CLIP, KOSMOS-2 and the LLaVA line
   EXPECT_EQ(j[0]["name"], "CLIP");
   EXPECT_EQ(j[0]["runs_in_lumen"], true);
   EXPECT_EQ(j[0]["org"], "OpenAI");

@@ -44,6 +44,13 @@ TEST(LlavaCli, RunWithTwoImagesUsesTheTemplateAndCountsImageTokens) {
   EXPECT_EQ(j["usage"]["completion_tokens"], 6);
   EXPECT_EQ(j["tokens"].size(), 6u);
   EXPECT_EQ(j["finish_reason"], "length");
+  // The documented "grounding" field: the answer parsed in LLaVA-1.5's box format.
+  ASSERT_TRUE(j.contains("grounding"));
+  EXPECT_EQ(j["grounding"]["format"], "llava_1_5");
+  EXPECT_TRUE(j["grounding"]["entities"].is_array());
+  if (j["text"].get<std::string>().find('[') == std::string::npos) {
+    EXPECT_EQ(j["grounding"]["text"], j["text"]);
+  }
   // The prompt is the LLaVA-1.5 template around two markers, each expanded to 4x4 patches.
   VlmSession s = VlmSession::open(dir);
   nlohmann::ordered_json msgs = nlohmann::ordered_json::array(

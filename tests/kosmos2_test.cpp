@@ -114,6 +114,22 @@ TEST(Kosmos2, MakeTinyGroundsEndToEnd) {
                                    "/gray.png -p \"A photo of\" --max-new-tokens 6 --json");
   EXPECT_EQ(cli.status, 0) << cli.output;
   EXPECT_NE(cli.output.find("\"grounding\""), std::string::npos) << cli.output;
+  // eval refexp running the model: every example scored, accuracy in [0, 1].
+  {
+    std::FILE* f = std::fopen((dir + "/refexp.jsonl").c_str(), "w");
+    std::fputs("{\"image\": \"gray.png\", \"expression\": \"the top half\", \"box\": [0, 0, 80, 30]}\n"
+               "{\"image\": \"gray.png\", \"expression\": \"everything\", \"box\": [0, 0, 80, 60]}\n",
+               f);
+    std::fclose(f);
+  }
+  auto ev = testing_util::run_cli("eval refexp -m " + dir + " --data " + dir + "/refexp.jsonl --max-new-tokens 6 -q",
+                                  /*merge_stderr=*/false);
+  ASSERT_EQ(ev.status, 0) << ev.output;
+  auto j = nlohmann::json::parse(ev.output);
+  EXPECT_EQ(j["examples"], 2);
+  EXPECT_GE(j["accuracy"].get<double>(), 0.0);
+  EXPECT_LE(j["accuracy"].get<double>(), 1.0);
+  EXPECT_EQ(j["correct"].get<int>(), static_cast<int>(std::lround(j["accuracy"].get<double>() * 2)));
 }
 
 }  // namespace

@@ -76,6 +76,22 @@ TEST(LlavaCli, StreamedTextEqualsJsonTextAndGreedyIsDeterministic) {
   EXPECT_EQ(s1["tokens"], s2["tokens"]);
 }
 
+TEST(LlavaCli, GroundParsesTheAnswerInTheLlava15Format) {
+  // A chat VLM through `lumen ground`: the answer is parsed as LLaVA-1.5 boxes; with an
+  // untrained model there may be none, but the run, the format and the JSON shape are real.
+  const std::string& dir = tiny("llava");
+  auto r = run_cli("ground -m " + dir + " -i " + kImage + " -p 'Where is the dog?' --max-new-tokens 4 --json",
+                   /*merge_stderr=*/false);
+  ASSERT_EQ(r.status, 0) << r.output;
+  json j = json::parse(r.output);
+  EXPECT_EQ(j["format"], "llava_1_5");
+  EXPECT_LE(j["new_tokens"].get<int>(), 4);
+  EXPECT_TRUE(j["grounding"]["entities"].is_array());
+  // Families without a box format of their own need --format.
+  auto bad = run_cli("ground -m " + tiny("llava") + " -i " + kImage + " -p x --format nope");
+  EXPECT_NE(bad.status, 0);
+}
+
 TEST(LlavaCli, LlavaNextTilesTheImage) {
   const std::string& dir = tiny("llava_next");
   json j = run_json("run -m " + dir + " -i " + kImage + " -p 'Describe it.' -n 3");

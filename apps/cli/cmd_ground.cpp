@@ -83,6 +83,7 @@ int run(const GroundArgs& a) {
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     print_entities(r.grounded);
+    std::fflush(stdout);
     if (!a.draw.empty()) std::fprintf(stderr, "drew %zu entities on %s\n", r.grounded.entities.size(), a.draw.c_str());
   }
   return 0;

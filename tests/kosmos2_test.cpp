@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 
 #include "families/family.h"
 #include "families/kosmos2/kosmos2.h"
@@ -130,6 +131,35 @@ TEST(Kosmos2, MakeTinyGroundsEndToEnd) {
   EXPECT_GE(j["accuracy"].get<double>(), 0.0);
   EXPECT_LE(j["accuracy"].get<double>(), 1.0);
   EXPECT_EQ(j["correct"].get<int>(), static_cast<int>(std::lround(j["accuracy"].get<double>() * 2)));
+}
+
+TEST(Kosmos2, MarkupTokensAreAddedWhenTheTokenizerLacksThem) {
+  // As Kosmos2Processor.__init__ does: a tokenizer.json saved without the markup still grounds.
+  const std::string dir = testing_util::temp_dir("kosmos2_notok");
+  auto r = testing_util::run_cli("make-tiny --family kosmos2 --out " + dir + " --seed 4");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string tj = dir + "/tokenizer.json";
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(tj));
+  nlohmann::json kept = nlohmann::json::array();
+  int64_t phrase_id = -1;
+  for (const auto& t : j["added_tokens"]) {
+    const std::string c = t["content"];
+    if (c == "<phrase>") phrase_id = t["id"];
+    if (!t["lstrip"].get<bool>() && c != "<pad>") kept.push_back(t);
+  }
+  j["added_tokens"] = kept;
+  std::ofstream(tj) << j.dump();
+  ASSERT_FALSE(Tokenizer::from_dir(dir).token_to_id("<phrase>").has_value());
+  GroundingSession s = GroundingSession::open(dir, {});
+  ASSERT_NE(s.kosmos2_tokenizer(), nullptr);
+  // Re-added in the processor's order from len(tokenizer): the ids make-tiny gave them.
+  EXPECT_EQ(s.kosmos2_tokenizer()->token_to_id("<phrase>"), phrase_id);
+  EXPECT_EQ(s.kosmos2_tokenizer()->token_to_id("<patch_index_1023>").value_or(-1), phrase_id + 1029);  // <phrase> is 6th of 11 tags, then 1024 patches
+  Image img;
+  img.width = img.height = 32;
+  img.rgb.assign(32 * 32 * 3, 10);
+  GroundingResult g = s.ground(img, "<phrase> a thing</phrase>");
+  EXPECT_NE(g.raw.find("</image>"), std::string::npos) << g.raw;
 }
 
 }  // namespace

@@ -2,8 +2,13 @@
 
 #include <sys/stat.h>
 
-#include <chrono>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/mapped_file.h"
 #include "families/family.h"
 #include "families/kosmos2/kosmos2.h"
 #include "formats/json_config.h"
@@ -38,6 +43,56 @@ ImageGeometry geometry_for(GeometryMode mode, const ImageProcessor* p, int width
   return ImageGeometry::identity(width, height);
 }
 
+namespace {
+
+namespace fs = std::filesystem;
+
+// Kosmos2Processor.__init__ adds its markup to the tokenizer every time it is built
+// (tokenizer.add_tokens: lstrip, not normalized, not special, ids from len(tokenizer) on). A
+// checkpoint whose tokenizer.json was saved without them gets them the same way here, through
+// a patched copy of its tokenizer files (the checkpoint directory is left untouched).
+Tokenizer load_kosmos2_tokenizer(const std::string& dir) {
+  Tokenizer tok = with_context(dir, [&] { return Tokenizer::from_dir(dir); });
+  std::vector<std::string> markup = {"</doc>",   "<image>",  "</image>", "</chunk>",
+                                     "</line>",  "<phrase>", "</phrase>", "<object>",
+                                     "</object>", "</delimiter_of_multi_objects/>", "<grounding>"};
+  for (int i = 0; i < 1024; ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "<patch_index_%04d>", i);
+    markup.push_back(buf);
+  }
+  bool missing = false;
+  for (const auto& m : markup) missing = missing || !tok.token_to_id(m).has_value();
+  if (!missing) return tok;
+  const std::string tj = dir + "/tokenizer.json";
+  LUMEN_CHECK(fs::exists(tj), dir, ": the tokenizer lacks KOSMOS-2's markup tokens (<phrase>, <patch_index_0000>, ...) "
+              "and has no tokenizer.json to add them to");
+  nlohmann::json j = JsonView::load_file(tj);
+  if (!j.contains("added_tokens") || !j["added_tokens"].is_array()) j["added_tokens"] = nlohmann::json::array();
+  int64_t next = static_cast<int64_t>(tok.vocab_size());
+  for (const auto& m : markup) {
+    if (tok.token_to_id(m)) continue;
+    j["added_tokens"].push_back({{"id", next++}, {"content", m}, {"single_word", false}, {"lstrip", true},
+                                 {"rstrip", false}, {"normalized", false}, {"special", false}});
+  }
+  const fs::path tmp = fs::temp_directory_path() / ("lumen_kosmos2_tok_" + std::to_string(::getpid()) + "_" +
+                                                    std::to_string(reinterpret_cast<uintptr_t>(&j)));
+  fs::create_directories(tmp);
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    const bool model_file = name.size() > 6 && name.compare(name.size() - 6, 6, ".model") == 0;
+    if (name == "tokenizer_config.json" || name == "special_tokens_map.json" || model_file)
+      fs::copy_file(e.path(), tmp / name, fs::copy_options::overwrite_existing);
+  }
+  write_file_atomic((tmp / "tokenizer.json").string(), j.dump());
+  Tokenizer patched = Tokenizer::from_dir(tmp.string());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  return patched;
+}
+
+}  // namespace
+
 GroundingSession::~GroundingSession() = default;
 GroundingSession::GroundingSession(GroundingSession&&) noexcept = default;
 GroundingSession& GroundingSession::operator=(GroundingSession&&) noexcept = default;
@@ -56,7 +111,7 @@ GroundingSession GroundingSession::open(const std::string& dir, const GroundingO
     lo.linear = LinearFormat::Stored;
     auto m = load_model(dir, lo);
     s.kosmos_ = std::shared_ptr<const Kosmos2Model>(dynamic_cast<const Kosmos2Model*>(m.release()));
-    s.tok_ = std::make_shared<const Tokenizer>(with_context(dir, [&] { return Tokenizer::from_dir(dir); }));
+    s.tok_ = std::make_shared<const Tokenizer>(load_kosmos2_tokenizer(dir));
     LUMEN_CHECK(s.processor_, pre, ": missing; KOSMOS-2 needs its image processor config");
     s.format_ = options.format.value_or(Format::Kosmos2);
   } else {

@@ -59,6 +59,8 @@ class GroundingSession {
   grounding::Format format() const { return format_; }
   grounding::ImageGeometry geometry_for(int width, int height) const;
   std::string family() const { return family_; }
+  // KOSMOS-2's tokenizer (with the processor's markup tokens); null for chat VLMs.
+  const Tokenizer* kosmos2_tokenizer() const { return tok_.get(); }
 
  private:
   GroundingSession() = default;

@@ -143,6 +143,7 @@ TEST(Catalog, LlavaAndGroundingEntries) {
   EXPECT_EQ(kosmos2.grounding_survey, "Patch-based Special Tokens");
   EXPECT_EQ(kosmos2.hf_model_types, std::vector<std::string>{"kosmos-2"});
   EXPECT_EQ(kosmos2.hf_checkpoints, std::vector<std::string>{"microsoft/kosmos-2-patch14-224"});
+  EXPECT_EQ(kosmos2.lumen_family, "kosmos2");
 
   EXPECT_EQ(entry("LLaVA-Grounding").grounding, "detection head");
 
@@ -164,7 +165,7 @@ TEST(Catalog, GroundingTableAndVerification) {
   EXPECT_EQ(names_matching({"grounding=none"}).size(), 47u - 11u);
   // Only lumen families with a passing reference fixture may be marked verified.
   EXPECT_EQ(names_matching({"verified=yes"}),
-            (std::vector<std::string>{"CLIP", "BLIP", "BLIP-2", "LLaVA-1.5", "LLaVA-NEXT"}));
+            (std::vector<std::string>{"CLIP", "BLIP", "BLIP-2", "KOSMOS-2", "LLaVA-1.5", "LLaVA-NEXT"}));
   for (const auto& e : survey_catalog().entries())
     if (e.fixture_verified) {
       EXPECT_TRUE(e.lumen_family.has_value()) << e.name;
@@ -261,7 +262,7 @@ TEST(CatalogCli, JsonListsWhatLumenRuns) {
   ASSERT_EQ(r.status, 0) << r.output;
   nlohmann::json j = nlohmann::json::parse(r.output);
   ASSERT_TRUE(j.is_array());
-  ASSERT_EQ(j.size(), 7u) << r.output;  // CLIP, BLIP, BLIP-2 and the LLaVA line
+  ASSERT_EQ(j.size(), 8u) << r.output;  // CLIP, BLIP, BLIP-2, KOSMOS-2 and the LLaVA line
   EXPECT_EQ(j[0]["name"], "CLIP");
   EXPECT_EQ(j[0]["runs_in_lumen"], true);
   EXPECT_EQ(j[0]["org"], "OpenAI");

@@ -44,6 +44,13 @@ TEST(LlavaCli, RunWithTwoImagesUsesTheTemplateAndCountsImageTokens) {
   EXPECT_EQ(j["usage"]["completion_tokens"], 6);
   EXPECT_EQ(j["tokens"].size(), 6u);
   EXPECT_EQ(j["finish_reason"], "length");
+  // The documented "grounding" field: the answer parsed in LLaVA-1.5's box format.
+  ASSERT_TRUE(j.contains("grounding"));
+  EXPECT_EQ(j["grounding"]["format"], "llava_1_5");
+  EXPECT_TRUE(j["grounding"]["entities"].is_array());
+  if (j["text"].get<std::string>().find('[') == std::string::npos) {
+    EXPECT_EQ(j["grounding"]["text"], j["text"]);
+  }
   // The prompt is the LLaVA-1.5 template around two markers, each expanded to 4x4 patches.
   VlmSession s = VlmSession::open(dir);
   nlohmann::ordered_json msgs = nlohmann::ordered_json::array(
@@ -67,6 +74,22 @@ TEST(LlavaCli, StreamedTextEqualsJsonTextAndGreedyIsDeterministic) {
   json s1 = run_json(args + " --temperature 0.9 --top-k 50 --top-p 0.95 --seed 7");
   json s2 = run_json(args + " --temperature 0.9 --top-k 50 --top-p 0.95 --seed 7");
   EXPECT_EQ(s1["tokens"], s2["tokens"]);
+}
+
+TEST(LlavaCli, GroundParsesTheAnswerInTheLlava15Format) {
+  // A chat VLM through `lumen ground`: the answer is parsed as LLaVA-1.5 boxes; with an
+  // untrained model there may be none, but the run, the format and the JSON shape are real.
+  const std::string& dir = tiny("llava");
+  auto r = run_cli("ground -m " + dir + " -i " + kImage + " -p 'Where is the dog?' --max-new-tokens 4 --json",
+                   /*merge_stderr=*/false);
+  ASSERT_EQ(r.status, 0) << r.output;
+  json j = json::parse(r.output);
+  EXPECT_EQ(j["format"], "llava_1_5");
+  EXPECT_LE(j["new_tokens"].get<int>(), 4);
+  EXPECT_TRUE(j["grounding"]["entities"].is_array());
+  // Families without a box format of their own need --format.
+  auto bad = run_cli("ground -m " + tiny("llava") + " -i " + kImage + " -p x --format nope");
+  EXPECT_NE(bad.status, 0);
 }
 
 TEST(LlavaCli, LlavaNextTilesTheImage) {

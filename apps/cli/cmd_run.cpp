@@ -5,7 +5,9 @@
 #include "apps/cli/commands.h"
 #include "apps/cli/generation_flags.h"
 #include "apps/cli/image_flags.h"
+#include "runtime/grounding_session.h"
 #include "runtime/vlm_session.h"
+#include "vision/image_processor.h"
 
 namespace lumen::cli {
 namespace {
@@ -16,6 +18,7 @@ struct RunArgs {
   bool raw = false;
   GenerationFlags gen;
   std::string quant = "stored";
+  std::string box_format, box_geometry = "processor";
   DecodeOptions decode;
   CommonFlags common;
 };
@@ -64,6 +67,27 @@ int run(const RunArgs& a) {
         {"usage", {{"prompt_tokens", r.prompt_tokens}, {"completion_tokens", n}, {"images", p.images}}},
         {"timings", {{"prefill_seconds", r.prefill_seconds}, {"decode_seconds", r.decode_seconds},
                      {"prefill_tokens_per_second", prefill_tps}, {"decode_tokens_per_second", decode_tps}}}};
+    // The documented extra field: entities (boxes in image pixels) parsed from the answer in
+    // the family's box format (LLaVA: [x0, y0, x1, y1] in [0, 1]) or --box-format's.
+    std::optional<grounding::Format> fmt;
+    if (!a.box_format.empty()) {
+      fmt = grounding::format_from_name(a.box_format);
+      LUMEN_CHECK(fmt, "--box-format: unknown box format '", a.box_format, "'");
+    } else if (s.model().family() == "llava" || s.model().family() == "llava_next") {
+      fmt = grounding::Format::Llava15;
+    }
+    if (fmt && !images.empty()) {
+      auto mode = geometry_mode_from_name(a.box_geometry);
+      LUMEN_CHECK(mode, "--box-geometry: '", a.box_geometry, "' (expected processor, identity or pad-square)");
+      std::optional<ImageProcessor> proc;
+      if (std::FILE* f = std::fopen((a.model + "/preprocessor_config.json").c_str(), "r")) {
+        std::fclose(f);
+        proc = ImageProcessor::from_file(a.model + "/preprocessor_config.json");
+      }
+      const auto geometry = geometry_for(*mode, proc ? &*proc : nullptr, images[0].width, images[0].height);
+      j["grounding"] = grounded_json(grounding::parse(*fmt, r.text, geometry));
+      j["grounding"]["format"] = grounding::format_name(*fmt);
+    }
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf("\n");
@@ -84,6 +108,12 @@ Register reg({"run", "Answer one prompt (with images) using a chat model, stream
                 cmd->add_option("--system", a->system, "System message (when the chat template supports one)");
                 cmd->add_flag("--raw", a->raw,
                               "Use --prompt as the exact model input, no chat template; write one <image> per image");
+                cmd->add_option("--box-format", a->box_format,
+                                "With --json: parse boxes in the answer in this format into a \"grounding\" field "
+                                "(default for LLaVA: llava_1_5; see `lumen ground --help`)");
+                cmd->add_option("--box-geometry", a->box_geometry,
+                                "Frame of those boxes: processor, identity or pad-square")
+                    ->capture_default_str();
                 add_generation_flags(cmd, &a->gen);
                 add_quant_flag(cmd, &a->quant);
                 add_image_flags(cmd, &a->decode);

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "core/mapped_file.h"
 #include "formats/json_config.h"
@@ -89,6 +90,11 @@ Tensor vlm_prompt_embeddings(const VisionLanguageModel& vlm, const std::vector<i
 
 
 int64_t add_special_token(const std::string& dir, const std::string& content) {
+  return add_tokens(dir, {content}, /*special=*/true, /*lstrip=*/false).front();
+}
+
+std::vector<int64_t> add_tokens(const std::string& dir, const std::vector<std::string>& contents, bool special,
+                                bool lstrip) {
   const std::string path = dir + "/tokenizer.json";
   struct stat st {};
   LUMEN_CHECK(::stat(path.c_str(), &st) == 0, path, ": missing; this family needs a tokenizer.json tokenizer");
@@ -96,22 +102,35 @@ int64_t add_special_token(const std::string& dir, const std::string& content) {
   LUMEN_CHECK(tok.contains("model") && tok["model"].is_object(), path, ": no \"model\" object");
   if (!tok.contains("added_tokens") || !tok["added_tokens"].is_array()) tok["added_tokens"] = nlohmann::json::array();
   int64_t next_id = 0;
+  std::map<std::string, int64_t> existing;
   for (const auto& t : tok["added_tokens"]) {
-    if (t.value("content", "") == content) return t.value("id", int64_t{-1});
+    existing[t.value("content", "")] = t.value("id", int64_t{-1});
     next_id = std::max(next_id, t.value("id", int64_t{0}) + 1);
   }
   const auto& vocab = tok["model"]["vocab"];
   if (vocab.is_object()) {
-    if (vocab.contains(content)) fail(path, ": '", content, "' is an ordinary vocabulary entry, not a special token");
     for (const auto& [piece, id] : vocab.items())
       if (id.is_number_integer()) next_id = std::max(next_id, id.get<int64_t>() + 1);
   } else if (vocab.is_array()) {
     next_id = std::max(next_id, static_cast<int64_t>(vocab.size()));
   }
-  tok["added_tokens"].push_back({{"id", next_id}, {"content", content}, {"single_word", false}, {"lstrip", false},
-                                 {"rstrip", false}, {"normalized", false}, {"special", true}});
-  write_file_atomic(path, tok.dump(2) + "\n");
-  return next_id;
+  std::vector<int64_t> ids;
+  bool changed = false;
+  for (const auto& content : contents) {
+    if (auto it = existing.find(content); it != existing.end()) {
+      ids.push_back(it->second);
+      continue;
+    }
+    if (vocab.is_object() && vocab.contains(content))
+      fail(path, ": '", content, "' is an ordinary vocabulary entry, not an added token");
+    tok["added_tokens"].push_back({{"id", next_id}, {"content", content}, {"single_word", false}, {"lstrip", lstrip},
+                                   {"rstrip", false}, {"normalized", false}, {"special", special}});
+    existing[content] = next_id;
+    ids.push_back(next_id++);
+    changed = true;
+  }
+  if (changed) write_file_atomic(path, tok.dump(2) + "\n");
+  return ids;
 }
 
 void add_generation_outputs(TensorMap& out, const std::vector<int64_t>& seq, int64_t prompt_len,

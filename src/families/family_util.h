@@ -38,6 +38,11 @@ void add_generation_outputs(TensorMap& out, const std::vector<int64_t>& seq, int
 // Makes `content` a special added token of dir/tokenizer.json (appended after the largest id
 // when missing) and returns its id. make-tiny uses it for markers such as LLaVA's "<image>".
 int64_t add_special_token(const std::string& dir, const std::string& content);
+// Adds several tokens to dir/tokenizer.json in one rewrite (ids appended in order; existing
+// ones kept) and returns their ids. `special` tokens are skipped by decode(skip_special);
+// `lstrip` makes the token absorb the spaces before it (KOSMOS-2's markup tokens).
+std::vector<int64_t> add_tokens(const std::string& dir, const std::vector<std::string>& contents, bool special,
+                                bool lstrip);
 
 // Reads dir/config.json into Model::cfg (Config::from_hf) and loads every tensor Model::visit
 // names; `options` picks the linear layers' weight format.

@@ -13,6 +13,7 @@ FamilySpec llava_next_family();
 FamilySpec blip_family();
 FamilySpec blip2_opt_family();
 FamilySpec blip2_t5_family();
+FamilySpec kosmos2_family();
 
 const std::vector<FamilySpec>& families() {
   // One line per family.
@@ -25,6 +26,7 @@ const std::vector<FamilySpec>& families() {
       blip_family(),
       blip2_opt_family(),
       blip2_t5_family(),
+      kosmos2_family(),
   };
   return all;
 }

@@ -21,7 +21,7 @@ try {
   const consoleErrors = [];
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
   await page.goto(server.url + "/");
-  await page.waitForSelector("#model option");
+  await page.waitForSelector("#model option", { state: "attached" });
   const options = await page.$$eval("#model option", (os) => os.map((o) => o.value));
   check(options.includes("tiny-llava") && options.includes("tiny-clip"), "model list: " + options);
   await page.selectOption("#model", "tiny-llava");

@@ -20,6 +20,8 @@ const image = imageDataUri();
 const statuses = {};
 const latencies = [];
 let tokens = 0, errors = 0;
+const errorKinds = {};
+const noteError = (what) => { errors++; errorKinds[what] = (errorKinds[what] || 0) + 1; };
 const t0 = performance.now();
 const end = t0 + D * 1000;
 const rss = [];
@@ -42,10 +44,10 @@ async function client(i) {
       if (res.status === 200) {
         latencies.push(performance.now() - s);
         if (!body.stream) tokens += JSON.parse(text).usage.completion_tokens;
-        else if (!text.endsWith("data: [DONE]\n\n")) errors++;
+        else if (!text.endsWith("data: [DONE]\n\n")) noteError("stream without [DONE]");
       }
     } catch (e) {
-      errors++;
+      noteError(String(e.cause ? e.cause.code || e.cause.message : e.message));
     }
     n++;
   }
@@ -65,7 +67,7 @@ const after = rss.filter((r) => r.t >= W);
 const base = after.length ? after[0].kb : NaN, last = after.length ? after[after.length - 1].kb : NaN;
 const peak = Math.max(...rss.map((r) => r.kb));
 const report = {
-  concurrency: C, duration_s: +elapsed.toFixed(1), statuses, transport_errors: errors, server_5xx: fivexx,
+  concurrency: C, duration_s: +elapsed.toFixed(1), statuses, transport_errors: errors, error_kinds: errorKinds, server_5xx: fivexx,
   server_alive_at_end: alive, requests_per_s: +(latencies.length / elapsed).toFixed(1),
   completion_tokens_per_s_nonstream: +(tokens / elapsed).toFixed(1),
   latency_ms: { p50: +q(0.5).toFixed(1), p90: +q(0.9).toFixed(1), p99: +q(0.99).toFixed(1), max: +q(1).toFixed(1) },

@@ -237,7 +237,7 @@ std::unique_ptr<GenerationScheduler::Slot> GenerationScheduler::start(const std:
   }
   slot->decode_start = t1;
   if (max_new == 0) {
-    job->finish(JobEnd::Length);
+    end_job(job, JobEnd::Length);
     return nullptr;
   }
   if (!advance(*slot, logits.data<float>())) return nullptr;
@@ -259,7 +259,7 @@ bool GenerationScheduler::advance(Slot& s, const float* logits) {
       s.job->completion_tokens_ = s.generated;
       s.job->decode_s_ = seconds_between(s.decode_start, Clock::now());
     }
-    s.job->finish(end);
+    end_job(s.job, end);
     return false;
   };
   if (std::find(params.eos_ids.begin(), params.eos_ids.end(), next) != params.eos_ids.end()) return done(JobEnd::Stop);
@@ -272,17 +272,22 @@ bool GenerationScheduler::advance(Slot& s, const float* logits) {
   return true;
 }
 
+void GenerationScheduler::end_job(const std::shared_ptr<GenerationJob>& job, JobEnd end, const std::string& msg) {
+  {
+    std::lock_guard<std::mutex> lk(m_);
+    if (job->admitted_ && active_ > 0) --active_;
+    job->admitted_ = false;
+    if (end == JobEnd::Cancelled) ++stats_.cancelled;
+    if (end == JobEnd::Timeout) ++stats_.timed_out;
+  }
+  job->finish(end, msg);
+}
+
 void GenerationScheduler::worker() {
   const DecoderLm& lm = session_.model().lm();
   const int64_t V = lm.cfg.vocab_size;
   std::vector<std::unique_ptr<Slot>> slots;
   // Ends a job that never got (or lost) its slot, with the message the client sees.
-  auto end_job = [this](const std::shared_ptr<GenerationJob>& job, JobEnd end, const std::string& msg) {
-    job->finish(end, msg);
-    std::lock_guard<std::mutex> lk(m_);
-    if (end == JobEnd::Cancelled) ++stats_.cancelled;
-    if (end == JobEnd::Timeout) ++stats_.timed_out;
-  };
   auto stop_reason = [](const GenerationJob& job, Clock::time_point now, bool past_drain, JobEnd* end,
                         std::string* msg) {
     if (job.cancelled()) {
@@ -323,9 +328,10 @@ void GenerationScheduler::worker() {
       }
       while (slots.size() + admit.size() < static_cast<size_t>(opt_.slots) && !queue_.empty()) {
         admit.push_back(queue_.front());
+        admit.back()->admitted_ = true;
+        ++active_;
         queue_.pop_front();
       }
-      active_ = slots.size() + admit.size();
     }
     for (auto& [job, why] : dropped) end_job(job, why.first, why.second);
     // Prefill: one request at a time (prompts differ in length; decode is what batches).
@@ -378,10 +384,7 @@ void GenerationScheduler::worker() {
     std::lock_guard<std::mutex> lk(m_);
     ++stats_.batched_steps;
     stats_.batched_rows += n;
-    active_ = slots.size();
   }
-  std::lock_guard<std::mutex> lk(m_);
-  active_ = 0;
 }
 
 }  // namespace lumen

@@ -79,6 +79,7 @@ class GenerationJob {
   JobEnd end_ = JobEnd::Running;
   std::string error_;
   int64_t prompt_tokens_ = 0, completion_tokens_ = 0, cached_images_ = 0;
+  bool admitted_ = false;  // holds a slot (worker thread only)
   double queue_s_ = 0, prefill_s_ = 0, decode_s_ = 0;
 };
 
@@ -122,6 +123,9 @@ class GenerationScheduler {
   // Prefill of one request; on success returns its slot with the first token sampled.
   std::unique_ptr<Slot> start(const std::shared_ptr<GenerationJob>& job);
   Tensor image_features(const RequestImage& image, bool* hit);
+  // Ends a job: frees its slot in the count first, so a client that sends its next request
+  // the moment this one ends finds the slot free; then wakes the job's reader.
+  void end_job(const std::shared_ptr<GenerationJob>& job, JobEnd end, const std::string& msg = {});
   // Samples from logits row `lg` for `slot`, emits text; returns false when the slot is done.
   bool advance(Slot& slot, const float* logits);
 

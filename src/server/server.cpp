@@ -150,6 +150,9 @@ struct Server::Impl {
     http.set_payload_max_length(opt.limits.max_body_bytes);
     http.set_read_timeout(30, 0);
     http.set_write_timeout(30, 0);
+    // httplib closes a keep-alive connection after 5 requests by default; clients that pool
+    // connections (undici, the openai SDK) then race the close and see ECONNRESET under load.
+    http.set_keep_alive_max_count(100000);
     // Handler threads mostly wait on their job: enough for every slot and queued request plus
     // the cheap endpoints, so /health and /metrics answer while the queue is full.
     const size_t threads =

@@ -8,6 +8,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-dev
   libopenblas-dev libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev libsqlite3-dev
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev libicu-dev
+  # lumen serve's tests: the web page in headless Chromium (tests/server/chromium.mjs).
+  chromium fonts-dejavu-core
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -20,7 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   echo "setup: all build dependencies present"
 fi
-# node + npm run the differential tokenizer test (tests/diff).
+# node + npm run the differential tokenizer test (tests/diff) and the server tests (tests/server).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "setup: installing nodejs npm"
   $SUDO apt-get update -qq

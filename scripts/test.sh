@@ -18,6 +18,13 @@ echo "== Tokenizers against the JS reference (tokenizers.js, fixed seed)"
 (cd tests/diff && npm ci --no-audit --no-fund --loglevel=error)
 node tests/diff/tokenizer_diff.mjs --lumen build/lumen --n "${LUMEN_DIFF_STRINGS:-5000}"
 
+echo "== lumen serve with real clients (openai npm client, headless Chromium, bad input)"
+# Each script starts its own `lumen serve` on a free port against make-tiny checkpoints.
+(cd tests/server && npm ci --no-audit --no-fund --loglevel=error)
+node tests/server/openai_client.mjs --lumen build/lumen
+node tests/server/bad_input.mjs --lumen build/lumen
+node tests/server/chromium.mjs --lumen build/lumen --out build  # screenshots: build/server-*.png
+
 if [ "${LUMEN_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== ASan+UBSan build + tests"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLUMEN_SANITIZE=ON >/dev/null

@@ -46,6 +46,25 @@ void add_contrastive_outputs(TensorMap& out, const Tensor& image_features, const
 // Prompt embeddings of a single sequence whose image-token positions are already expanded.
 Tensor vlm_prompt_embeddings(const VisionLanguageModel& vlm, const std::vector<int64_t>& ids,
                          const std::vector<ImageInput>& images, TensorMap* debug) {
+  std::vector<Tensor> feats;
+  for (const auto& img : images) feats.push_back(vlm.encode_image(img));
+  if (debug && !feats.empty()) {
+    const int64_t D = vlm.lm().cfg.dim;
+    int64_t n_features = 0;
+    for (const auto& f : feats) n_features += f.dim(0);
+    Tensor all = Tensor::zeros({n_features, D});
+    int64_t row = 0;
+    for (const auto& f : feats) {
+      std::memcpy(all.data<float>() + row * D, f.data<float>(), static_cast<size_t>(f.numel()) * sizeof(float));
+      row += f.dim(0);
+    }
+    (*debug)["image_features"] = all;
+  }
+  return vlm_prompt_embeddings_from_features(vlm, ids, feats);
+}
+
+Tensor vlm_prompt_embeddings_from_features(const VisionLanguageModel& vlm, const std::vector<int64_t>& ids,
+                                           const std::vector<Tensor>& feats) {
   const DecoderLm& lm = vlm.lm();
   const int64_t L = static_cast<int64_t>(ids.size()), D = lm.cfg.dim, image_id = vlm.image_token_id();
   std::vector<int64_t> text_ids(ids);
@@ -56,23 +75,13 @@ Tensor vlm_prompt_embeddings(const VisionLanguageModel& vlm, const std::vector<i
       ++n_image_positions;
     }
   Tensor e = lm.embed(text_ids.data(), L);
-  std::vector<Tensor> feats;
   int64_t n_features = 0;
-  for (const auto& img : images) {
-    feats.push_back(vlm.encode_image(img));
-    n_features += feats.back().dim(0);
+  for (const auto& f : feats) {
+    LUMEN_CHECK(f.ndim() == 2 && f.dim(1) == D, "image features must be [n, ", D, "]");
+    n_features += f.dim(0);
   }
   LUMEN_CHECK(n_features == n_image_positions, "the prompt has ", n_image_positions, " image-token positions (id ",
-              image_id, ") but its ", images.size(), " image(s) give ", n_features, " features");
-  if (debug && !feats.empty()) {
-    Tensor all = Tensor::zeros({n_features, D});
-    int64_t row = 0;
-    for (const auto& f : feats) {
-      std::memcpy(all.data<float>() + row * D, f.data<float>(), static_cast<size_t>(f.numel()) * sizeof(float));
-      row += f.dim(0);
-    }
-    (*debug)["image_features"] = all;
-  }
+              image_id, ") but its ", feats.size(), " image(s) give ", n_features, " features");
   size_t fi = 0;
   int64_t frow = 0;
   for (int64_t i = 0; i < L; ++i) {
@@ -86,8 +95,6 @@ Tensor vlm_prompt_embeddings(const VisionLanguageModel& vlm, const std::vector<i
   }
   return e;
 }
-
-
 
 int64_t add_special_token(const std::string& dir, const std::string& content) {
   return add_tokens(dir, {content}, /*special=*/true, /*lstrip=*/false).front();

@@ -29,6 +29,10 @@ void add_contrastive_outputs(TensorMap& out, const Tensor& image_features, const
 // that the counts agree. With `debug`, stores the concatenated features as "image_features".
 Tensor vlm_prompt_embeddings(const VisionLanguageModel& vlm, const std::vector<int64_t>& ids,
                              const std::vector<ImageInput>& images, TensorMap* debug = nullptr);
+// The same from features already computed (encode_image of each image, in order): a server
+// that caches features by image content builds prompts without re-encoding.
+Tensor vlm_prompt_embeddings_from_features(const VisionLanguageModel& vlm, const std::vector<int64_t>& ids,
+                                           const std::vector<Tensor>& features);
 
 // Greedy/beam fixture outputs (FORMAT.md section 6): sequences [1, n], new_token_ids
 // [1, n - prompt_len] and, when `steps` has the logits of each step, step_logits [1, S, V].

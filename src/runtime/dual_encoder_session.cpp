@@ -13,8 +13,9 @@ DualEncoderSession::DualEncoderSession(std::unique_ptr<Model> m, ImageProcessor 
   model_ = dynamic_cast<const DualEncoder*>(owner_.get());
 }
 
-DualEncoderSession DualEncoderSession::open(const std::string& dir) {
-  auto model = load_model(dir);
+DualEncoderSession DualEncoderSession::open(const std::string& dir) { return from_model(dir, load_model(dir)); }
+
+DualEncoderSession DualEncoderSession::from_model(const std::string& dir, std::unique_ptr<Model> model) {
   LUMEN_CHECK(dynamic_cast<const DualEncoder*>(model.get()), dir, ": a ", model->family(),
               " model is not an image/text dual encoder");
   std::string pre = dir + "/preprocessor_config.json";

@@ -17,6 +17,8 @@ class DualEncoderSession {
  public:
   // dir holds config.json, model.safetensors, preprocessor_config.json and tokenizer files.
   static DualEncoderSession open(const std::string& dir);
+  // The same around a model already loaded from `dir`.
+  static DualEncoderSession from_model(const std::string& dir, std::unique_ptr<Model> model);
 
   const DualEncoder& model() const { return *model_; }
   const ImageProcessor& processor() const { return processor_; }

@@ -33,9 +33,13 @@ std::string builtin_template_name(const VisionLanguageModel& m) {
 }  // namespace
 
 VlmSession VlmSession::open(const std::string& dir, const LoadOptions& options) {
+  return from_model(dir, load_model(dir, options));
+}
+
+VlmSession VlmSession::from_model(const std::string& dir, std::shared_ptr<const Model> model) {
   VlmSession s;
   s.dir_ = dir;
-  s.model_ = load_model(dir, options);
+  s.model_ = std::move(model);
   s.vlm_ = dynamic_cast<const VisionLanguageModel*>(s.model_.get());
   LUMEN_CHECK(s.vlm_, dir, ": family ", s.model_->family(), " does not generate text (it is not a chat model)");
   s.tok_ = std::make_shared<const Tokenizer>(with_context(dir, [&] { return Tokenizer::from_dir(dir); }));
@@ -105,7 +109,7 @@ ImageInput VlmSession::process_image(const Image& image) const {
   return in;
 }
 
-PreparedPrompt VlmSession::prepare(const std::string& prompt_text, const std::vector<Image>& images) const {
+std::vector<int64_t> VlmSession::tokenize_prompt(const std::string& prompt_text, size_t images) const {
   // Templates that write the BOS themselves are tokenized without special tokens, as
   // apply_chat_template(tokenize=True) does; others get the tokenizer's own (LLaVA processors).
   bool add_special = true;
@@ -114,26 +118,59 @@ PreparedPrompt VlmSession::prepare(const std::string& prompt_text, const std::ve
     if (!bos.empty() && prompt_text.compare(0, bos.size(), bos) == 0) add_special = false;
   }
   Encoding enc = tok_->encode(prompt_text, add_special);
-  const int64_t image_id = vlm_->image_token_id();
-  const int64_t markers = std::count(enc.ids.begin(), enc.ids.end(), image_id);
-  LUMEN_CHECK(markers == static_cast<int64_t>(images.size()), "the prompt has ", markers, " image marker(s) ",
-              vlm_->image_marker(), " but ", images.size(), " image(s) were given");
-  std::vector<ImageInput> inputs;
-  for (const auto& img : images) inputs.push_back(process_image(img));
-  PreparedPrompt p;
-  p.images = static_cast<int64_t>(images.size());
+  const int64_t markers = std::count(enc.ids.begin(), enc.ids.end(), vlm_->image_token_id());
+  LUMEN_CHECK(markers == static_cast<int64_t>(images), "the prompt has ", markers, " image marker(s) ",
+              vlm_->image_marker(), " but ", images, " image(s) were given");
+  return enc.ids;
+}
+
+namespace {
+
+// Expands each image marker of `ids` to `counts[i]` image-token positions, checking the context.
+std::vector<int64_t> expand_markers(const std::vector<int64_t>& ids, int64_t image_id,
+                                    const std::vector<int64_t>& counts, int64_t max_context) {
+  std::vector<int64_t> out;
   size_t next_image = 0;
-  for (int64_t id : enc.ids) {
+  for (int64_t id : ids) {
     if (id != image_id) {
-      p.ids.push_back(id);
+      out.push_back(id);
       continue;
     }
-    const int64_t n = vlm_->image_token_count(inputs[next_image++]);
-    p.ids.insert(p.ids.end(), static_cast<size_t>(n), image_id);
+    out.insert(out.end(), static_cast<size_t>(counts[next_image++]), image_id);
   }
-  LUMEN_CHECK(static_cast<int64_t>(p.ids.size()) <= vlm_->max_context(), "context overflow: the prompt takes ",
-              p.ids.size(), " tokens (images included), the model's context is ", vlm_->max_context());
+  LUMEN_CHECK(static_cast<int64_t>(out.size()) <= max_context, "context overflow: the prompt takes ", out.size(),
+              " tokens (images included), the model's context is ", max_context);
+  return out;
+}
+
+}  // namespace
+
+PreparedPrompt VlmSession::prepare(const std::string& prompt_text, const std::vector<Image>& images) const {
+  std::vector<int64_t> ids = tokenize_prompt(prompt_text, images.size());
+  std::vector<ImageInput> inputs;
+  std::vector<int64_t> counts;
+  for (const auto& img : images) {
+    inputs.push_back(process_image(img));
+    counts.push_back(vlm_->image_token_count(inputs.back()));
+  }
+  PreparedPrompt p;
+  p.images = static_cast<int64_t>(images.size());
+  p.ids = expand_markers(ids, vlm_->image_token_id(), counts, vlm_->max_context());
   p.embeds = vlm_prompt_embeddings(*vlm_, p.ids, inputs);
+  return p;
+}
+
+Tensor VlmSession::encode_image(const Image& image) const { return vlm_->encode_image(process_image(image)); }
+
+PreparedPrompt VlmSession::prepare_encoded(const std::string& prompt_text,
+                                           const std::vector<Tensor>& image_features) const {
+  std::vector<int64_t> ids = tokenize_prompt(prompt_text, image_features.size());
+  std::vector<int64_t> counts;
+  for (const auto& f : image_features) counts.push_back(f.dim(0));
+  PreparedPrompt p;
+  p.images = static_cast<int64_t>(image_features.size());
+  p.ids = expand_markers(ids, vlm_->image_token_id(), counts, vlm_->max_context());
+  p.embeds = vlm_prompt_embeddings_from_features(*vlm_, p.ids, image_features);
   return p;
 }
 

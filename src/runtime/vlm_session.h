@@ -34,6 +34,9 @@ class VlmSession {
   // Loads the checkpoint directory; errors name the file that is missing or wrong.
   // options.linear picks the weight format of the linear layers (default: as stored).
   static VlmSession open(const std::string& dir, const LoadOptions& options = stored_weights());
+  // The same around a model already loaded from `dir` (a server loads once, then picks the
+  // session by the model's capabilities).
+  static VlmSession from_model(const std::string& dir, std::shared_ptr<const Model> model);
   static LoadOptions stored_weights() {
     LoadOptions o;
     o.linear = LinearFormat::Stored;
@@ -54,6 +57,11 @@ class VlmSession {
   PreparedPrompt prepare(const std::string& prompt_text, const std::vector<Image>& images) const;
   // The processor's tiles for one image.
   ImageInput process_image(const Image& image) const;
+  // One image's features [positions, D]: what prepare places at its marker. A server caches
+  // these by image content so a multi-turn chat does not re-encode its image every turn.
+  Tensor encode_image(const Image& image) const;
+  // As prepare, with each image's features already computed by encode_image, in marker order.
+  PreparedPrompt prepare_encoded(const std::string& prompt_text, const std::vector<Tensor>& image_features) const;
 
   // Defaults from generation_config.json (greedy when it does not sample), EOS ids from it,
   // config.json and the tokenizer.
@@ -62,6 +70,9 @@ class VlmSession {
                             const std::function<bool(std::string_view)>& on_text = {}) const;
 
  private:
+  // Prompt ids with each image marker still one id; checks markers against `images`.
+  std::vector<int64_t> tokenize_prompt(const std::string& prompt_text, size_t images) const;
+
   std::string dir_;
   std::shared_ptr<const Model> model_;
   const VisionLanguageModel* vlm_ = nullptr;

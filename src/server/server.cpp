@@ -133,7 +133,7 @@ struct Server::Impl {
   // may take the server down.
   template <typename F>
   httplib::Server::Handler guarded(F fn) {
-    return [this, fn](const httplib::Request& req, httplib::Response& res) {
+    return [fn](const httplib::Request& req, httplib::Response& res) {
       try {
         fn(req, res);
       } catch (const ApiError& e) {

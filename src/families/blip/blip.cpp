@@ -260,10 +260,6 @@ TensorMap blip_fixture(const Model& model, const std::string& task, const Tensor
   return out;
 }
 
-std::unique_ptr<Model> load_blip(const std::string& dir, const LoadOptions& options) {
-  return load_checkpoint_model_with<BlipModel>(dir, options);
-}
-
 }  // namespace
 
 FamilySpec blip_family() {
@@ -274,7 +270,7 @@ FamilySpec blip_family() {
   f.architectures = {"BlipForConditionalGeneration", "BlipForImageTextRetrieval", "BlipForQuestionAnswering"};
   f.tiny_archs = {"tiny", "tiny-retrieval", "tiny-vqa", "blip-base"};
   f.default_tokenizer = "bert";
-  f.load = load_blip;
+  f.load = load_checkpoint_model_with<BlipModel>;
   f.run_fixture = blip_fixture;
   f.make_tiny = make_tiny_blip;
   return f;

@@ -240,10 +240,6 @@ TensorMap blip2_fixture(const Model& model, const std::string& task, const Tenso
   return out;
 }
 
-std::unique_ptr<Model> load_blip2(const std::string& dir, const LoadOptions& options) {
-  return load_checkpoint_model_with<Blip2Model>(dir, options);
-}
-
 }  // namespace
 
 void make_tiny_blip2(const MakeTinyOptions& o, const std::string& lm) {
@@ -299,7 +295,7 @@ FamilySpec blip2_opt_family() {
   f.architectures = {"Blip2ForConditionalGeneration"};
   f.tiny_archs = {"tiny"};
   f.default_tokenizer = "llama2";
-  f.load = load_blip2;
+  f.load = load_checkpoint_model_with<Blip2Model>;
   f.run_fixture = blip2_fixture;
   f.make_tiny = [](const MakeTinyOptions& o) { make_tiny_blip2(o, "opt"); };
   return f;

@@ -441,14 +441,6 @@ void make_tiny_kosmos2(const MakeTinyOptions& o) {
   write_file_atomic(o.out_dir + "/generation_config.json", gen.dump(2) + "\n");
 }
 
-namespace {
-
-std::unique_ptr<Model> load_kosmos2(const std::string& dir, const LoadOptions& options) {
-  return load_checkpoint_model_with<Kosmos2Model>(dir, options);
-}
-
-}  // namespace
-
 FamilySpec kosmos2_family() {
   FamilySpec f;
   f.name = "kosmos2";
@@ -457,7 +449,7 @@ FamilySpec kosmos2_family() {
   f.architectures = {"Kosmos2ForConditionalGeneration"};
   f.tiny_archs = {"tiny"};
   f.default_tokenizer = "llama2";
-  f.load = load_kosmos2;
+  f.load = load_checkpoint_model_with<Kosmos2Model>;
   f.run_fixture = kosmos2_fixture;
   f.make_tiny = make_tiny_kosmos2;
   return f;

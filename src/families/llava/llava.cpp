@@ -279,14 +279,6 @@ TensorMap vlm_fixture(const Model& m, const std::string& task, const TensorMap& 
 
 namespace {
 
-std::unique_ptr<Model> load_llava(const std::string& dir, const LoadOptions& options) {
-  return load_checkpoint_model_with<LlavaModel>(dir, options);
-}
-
-}  // namespace
-
-namespace {
-
 struct LlavaPreset {
   int64_t vd, vl, vh, vm, patch, image;  // CLIP tower
   int64_t td, tl, th, tkv, tm, max_pos;  // LLaMA / Mistral
@@ -367,7 +359,7 @@ FamilySpec llava_family() {
   f.architectures = {"LlavaForConditionalGeneration"};
   f.tiny_archs = {"tiny", "llava-1.5-7b"};
   f.default_tokenizer = "llama2";
-  f.load = load_llava;
+  f.load = load_checkpoint_model_with<LlavaModel>;
   f.run_fixture = vlm_fixture;
   f.make_tiny = [](const MakeTinyOptions& o) { make_tiny_llava(o, false); };
   return f;
@@ -381,7 +373,7 @@ FamilySpec llava_next_family() {
   f.architectures = {"LlavaNextForConditionalGeneration"};
   f.tiny_archs = {"tiny", "llava-v1.6-mistral-7b"};
   f.default_tokenizer = "llama2";
-  f.load = load_llava;
+  f.load = load_checkpoint_model_with<LlavaModel>;
   f.run_fixture = vlm_fixture;
   f.make_tiny = [](const MakeTinyOptions& o) { make_tiny_llava(o, true); };
   return f;

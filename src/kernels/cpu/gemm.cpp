@@ -131,26 +131,6 @@ constexpr MicroKernel kKernels[kMR + 1] = {nullptr,          micro_kernel<1>, mi
 
 // ---- packing ------------------------------------------------------------------------------
 
-// In-register transpose of an 8x8 block: r[i] holds row i on entry, column i on exit.
-inline void transpose8(__m256 r[8]) {
-  __m256 t[8], s[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int h = 0; h < 2; ++h) {  // rows 0-3 and rows 4-7
-    __m256 lo = t[4 * h], hi = t[4 * h + 1], lo2 = t[4 * h + 2], hi2 = t[4 * h + 3];
-    s[4 * h + 0] = _mm256_shuffle_ps(lo, lo2, _MM_SHUFFLE(1, 0, 1, 0));
-    s[4 * h + 1] = _mm256_shuffle_ps(lo, lo2, _MM_SHUFFLE(3, 2, 3, 2));
-    s[4 * h + 2] = _mm256_shuffle_ps(hi, hi2, _MM_SHUFFLE(1, 0, 1, 0));
-    s[4 * h + 3] = _mm256_shuffle_ps(hi, hi2, _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x20);
-    r[4 + i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x31);
-  }
-}
-
 // One B panel: dst[k * kNR + j] = op(B)[k][j0 + j] for k < kc, j < kNR (zero past N).
 void pack_b_panel(bool trans_b, const float* B, int64_t ldb, int64_t kc, int64_t j0, int64_t nv, float* dst) {
   if (!trans_b) {  // op(B)[k][j] = B[k * ldb + j]: rows of 16 are contiguous

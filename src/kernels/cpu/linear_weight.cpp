@@ -252,26 +252,6 @@ inline float weight_at(const LinearWeight& w, int64_t j, int64_t k) {
   return 0.f;
 }
 
-// In-register transpose of an 8x8 block (as in gemm.cpp): r[i] row i in, column i out.
-inline void transpose8(__m256 r[8]) {
-  __m256 t[8], s[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int h = 0; h < 2; ++h) {
-    __m256 lo = t[4 * h], hi = t[4 * h + 1], lo2 = t[4 * h + 2], hi2 = t[4 * h + 3];
-    s[4 * h + 0] = _mm256_shuffle_ps(lo, lo2, _MM_SHUFFLE(1, 0, 1, 0));
-    s[4 * h + 1] = _mm256_shuffle_ps(lo, lo2, _MM_SHUFFLE(3, 2, 3, 2));
-    s[4 * h + 2] = _mm256_shuffle_ps(hi, hi2, _MM_SHUFFLE(1, 0, 1, 0));
-    s[4 * h + 3] = _mm256_shuffle_ps(hi, hi2, _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x20);
-    r[4 + i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x31);
-  }
-}
-
 // op(B) = W^T: dst[k * 16 + j] = W[j0 + j][pc + k], converted.
 template <WeightFormat F>
 void pack_panel(const void* ctx, int64_t pc, int64_t kc, int64_t j0, int64_t nv, float* dst) {
@@ -282,7 +262,7 @@ void pack_panel(const void* ctx, int64_t pc, int64_t kc, int64_t j0, int64_t nv,
       for (int half = 0; half < 2; ++half) {
         __m256 r[8];
         for (int i = 0; i < 8; ++i) r[i] = load8_weights<F>(w, j0 + half * 8 + i, pc + k);
-        transpose8(r);
+        cpu::transpose8(r);
         for (int i = 0; i < 8; ++i) _mm256_store_ps(dst + (k + i) * cpu::kNR + half * 8, r[i]);
       }
     }

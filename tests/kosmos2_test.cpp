@@ -71,6 +71,55 @@ TEST(Kosmos2, CachedDecodeEqualsFullForward) {
   for (int64_t j = 0; j < D; ++j) EXPECT_NEAR(last.data<float>()[j], h_full.data<float>()[(L - 1) * D + j], 1e-4);
 }
 
+// Left padding (HF attention_mask 0 on pad tokens): the pads keep the padding position and
+// are hidden from every query, so the real tokens see what an unpadded prompt sees, and
+// greedy generation writes the same answer.
+TEST(Kosmos2, LeftPaddedPromptEqualsUnpadded) {
+  auto m = load_fixture_model();
+  ASSERT_TRUE(m);
+  const int64_t Q = m->cfg.latent_query_num, V = m->cfg.text.vocab_size, pad = m->cfg.text.pad_token_id;
+  Tensor pv = Tensor::zeros({1, 3, m->cfg.vision.image_size, m->cfg.vision.image_size});
+  for (int64_t i = 0; i < pv.numel(); ++i) pv.data<float>()[i] = std::cos(0.21f * static_cast<float>(i));
+  Tensor img = m->encode_image(pv);
+  std::vector<int64_t> ids = {0, 5}, image_mask = {0, 0};
+  for (int64_t q = 0; q < Q; ++q) {
+    ids.push_back(10 + q);
+    image_mask.push_back(1);
+  }
+  for (int64_t t : {6, 7, 30}) {
+    ids.push_back(t);
+    image_mask.push_back(0);
+  }
+  const int64_t L = static_cast<int64_t>(ids.size()), P = 3;
+  std::vector<int64_t> padded(P, pad), padded_image(P, 0), keep(P, 0);
+  padded.insert(padded.end(), ids.begin(), ids.end());
+  padded_image.insert(padded_image.end(), image_mask.begin(), image_mask.end());
+  keep.resize(static_cast<size_t>(L + P), 1);
+
+  KvCache c1 = m->text.new_cache(L), c2 = m->text.new_cache(L + P);
+  Tensor h1 = m->text.forward(m->prompt_embeddings(ids, image_mask, img), ids.data(), c1);
+  Tensor h2 = m->text.forward(m->prompt_embeddings(padded, padded_image, img), padded.data(), c2, keep.data());
+  Tensor l1 = m->text.logits(h1.data<float>(), L), l2 = m->text.logits(h2.data<float>() + P * m->cfg.text.dim, L);
+  float worst = 0;
+  for (int64_t i = 0; i < L * V; ++i) worst = std::max(worst, std::fabs(l1.data<float>()[i] - l2.data<float>()[i]));
+  EXPECT_LT(worst, 1e-4f);
+  // Without the mask the pads are attended and the logits move: the mask is what hides them.
+  KvCache c3 = m->text.new_cache(L + P);
+  Tensor h3 = m->text.forward(m->prompt_embeddings(padded, padded_image, img), padded.data(), c3);
+  Tensor l3 = m->text.logits(h3.data<float>() + P * m->cfg.text.dim, L);
+  float moved = 0;
+  for (int64_t i = 0; i < L * V; ++i) moved = std::max(moved, std::fabs(l1.data<float>()[i] - l3.data<float>()[i]));
+  EXPECT_GT(moved, 1e-3f);
+
+  Kosmos2Model::GenerateOptions o;
+  o.max_new_tokens = 6;
+  const auto plain = m->generate(ids, image_mask, img, o);
+  o.attention_mask.assign(keep.begin(), keep.begin() + L + P);
+  EXPECT_EQ(m->generate(padded, padded_image, img, o), plain);
+  o.attention_mask.pop_back();
+  EXPECT_THROW(m->generate(padded, padded_image, img, o), Error);
+}
+
 TEST(Kosmos2, PromptMaskMustMatchImage) {
   auto m = load_fixture_model();
   ASSERT_TRUE(m);

@@ -122,7 +122,8 @@ void kosmos2_sinusoidal_position(int64_t pos, int64_t dim, int64_t padding_idx, 
   }
 }
 
-Tensor Kosmos2TextModel::forward(const Tensor& embeds, const int64_t* ids, KvCache& cache) const {
+Tensor Kosmos2TextModel::forward(const Tensor& embeds, const int64_t* ids, KvCache& cache,
+                                 const int64_t* key_keep) const {
   const int64_t L = embeds.dim(0), D = cfg.dim, past = cache.length;
   LUMEN_CHECK(embeds.ndim() == 2 && embeds.dim(1) == D, "KOSMOS-2 decoder expects embeddings [L, ", D, "], got ",
               embeds.describe());
@@ -160,6 +161,7 @@ Tensor Kosmos2TextModel::forward(const Tensor& embeds, const int64_t* ids, KvCac
     AttentionMask mask;
     mask.causal = true;
     mask.causal_offset = past;
+    mask.key_keep = key_keep;
     ops::attention(q.data<float>(), D, kc, D, vc, D, L, past + L, H, hd, attn_scale, mask, ctx.data<float>(), D);
     Tensor a = l.self_attn.out_proj.forward(l.self_attn.inner_attn_ln.forward(ctx));
     ops::add_inplace(hp, a.data<float>(), L * D);
@@ -277,8 +279,18 @@ std::vector<int64_t> Kosmos2Model::generate(const std::vector<int64_t>& ids, con
   const int64_t L = static_cast<int64_t>(ids.size()), V = cfg.text.vocab_size, D = cfg.text.dim;
   LUMEN_CHECK(L > 0, "KOSMOS-2 generation needs a non-empty prompt");
   Tensor e = prompt_embeddings(ids, image_mask, image_embeds);
-  KvCache cache = text.new_cache(L + std::max<int64_t>(o.max_new_tokens, 1));
-  Tensor h = text.forward(e, ids.data(), cache);
+  const int64_t capacity = L + std::max<int64_t>(o.max_new_tokens, 1);
+  KvCache cache = text.new_cache(capacity);
+  // The prompt's padding stays hidden for the whole answer; new tokens are attended.
+  std::vector<int64_t> keep;
+  if (!o.attention_mask.empty()) {
+    LUMEN_CHECK(static_cast<int64_t>(o.attention_mask.size()) == L, "KOSMOS-2: attention_mask has ",
+                o.attention_mask.size(), " entries for ", L, " prompt tokens");
+    keep = o.attention_mask;
+    keep.resize(static_cast<size_t>(capacity), 1);
+  }
+  const int64_t* key_keep = keep.empty() ? nullptr : keep.data();
+  Tensor h = text.forward(e, ids.data(), cache, key_keep);
   Tensor logits = text.logits(h.data<float>() + (L - 1) * D, 1);
   TokenSampler sampler(o.sampling);
   std::vector<int64_t> context = ids, out;
@@ -297,7 +309,7 @@ std::vector<int64_t> Kosmos2Model::generate(const std::vector<int64_t>& ids, con
     if (t + 1 == o.max_new_tokens) break;
     // Decode: the image mask is extended with zeros, so a new token is always a text token.
     Tensor x = text.embed(&next, 1);
-    h = text.forward(x, &next, cache);
+    h = text.forward(x, &next, cache, key_keep);
     logits = text.logits(h.data<float>(), 1);
   }
   return out;
@@ -328,9 +340,14 @@ TensorMap kosmos2_fixture(const Model& m, const std::string& task, const TensorM
   Tensor mask_t = input_or_empty(inputs, "image_embeds_position_mask");
   if (mask_t.defined()) mask = ids_row(mask_t, "image_embeds_position_mask");
   Tensor attn = input_or_empty(inputs, "attention_mask");
+  std::vector<int64_t> attention_mask;
   if (attn.defined()) {
-    for (int64_t a : ids_row(attn, "attention_mask"))
-      LUMEN_CHECK(a == 1, "KOSMOS-2 fixture: padded prompts (attention_mask 0) are not supported");
+    attention_mask = ids_row(attn, "attention_mask");
+    LUMEN_CHECK(attention_mask.size() == ids.size(), "KOSMOS-2 fixture: attention_mask has ", attention_mask.size(),
+                " entries, input_ids ", ids.size());
+    for (int64_t a : attention_mask) LUMEN_CHECK(a == 0 || a == 1, "KOSMOS-2 fixture: attention_mask holds ", a);
+    if (std::all_of(attention_mask.begin(), attention_mask.end(), [](int64_t a) { return a == 1; }))
+      attention_mask.clear();
   }
   Tensor pv = input_or_empty(inputs, "pixel_values");
   LUMEN_CHECK(pv.defined(), "KOSMOS-2 fixture needs pixel_values");
@@ -340,7 +357,7 @@ TensorMap kosmos2_fixture(const Model& m, const std::string& task, const TensorM
   if (task == "causal_lm_forward") {
     Tensor e = k->prompt_embeddings(ids, mask, image_embeds);
     KvCache cache = k->text.new_cache(L);
-    Tensor h = k->text.forward(e, ids.data(), cache);
+    Tensor h = k->text.forward(e, ids.data(), cache, attention_mask.empty() ? nullptr : attention_mask.data());
     out["logits"] = k->text.logits(h.data<float>(), L).reshape({1, L, V});
     out["image_embeds"] = image_embeds.reshape({1, image_embeds.dim(0), D});
     return out;
@@ -350,6 +367,7 @@ TensorMap kosmos2_fixture(const Model& m, const std::string& task, const TensorM
   Kosmos2Model::GenerateOptions o;
   o.max_new_tokens = gen.value("max_new_tokens", int64_t{8});
   o.min_new_tokens = gen.value("min_new_tokens", int64_t{0});
+  o.attention_mask = attention_mask;
   if (gen.contains("eos_token_id_used") && gen["eos_token_id_used"].is_number_integer())
     o.eos_ids = {gen["eos_token_id_used"].get<int64_t>()};
   Tensor step_logits = Tensor::zeros({1, o.max_new_tokens, V});

@@ -71,7 +71,11 @@ struct Kosmos2TextModel {
   // embeds [L, D] (unscaled, image rows already in place) of tokens `ids` continue `cache`:
   // scale, sinusoidal positions from the ids (create_position_ids_from_input_ids with the
   // cache length as past), the layers (keys/values appended), final LayerNorm -> [L, D].
-  Tensor forward(const Tensor& embeds, const int64_t* ids, KvCache& cache) const;
+  // key_keep, when given, is the HF attention_mask over the cached positions and these L
+  // ([cache.length + L], 1 = attend, 0 = padding): padded keys are hidden from every query. A
+  // query whose visible keys are all padding (a left pad itself) gets a zero attention output;
+  // the reference's value there comes from its mask arithmetic and means nothing.
+  Tensor forward(const Tensor& embeds, const int64_t* ids, KvCache& cache, const int64_t* key_keep = nullptr) const;
   Tensor logits(const float* hidden, int64_t rows) const;  // [rows, V]
 };
 
@@ -106,6 +110,9 @@ class Kosmos2Model : public Model {
     int64_t max_new_tokens = 64;
     int64_t min_new_tokens = 0;
     std::vector<int64_t> eos_ids;
+    // HF attention_mask of the prompt (1 = token, 0 = padding); empty = all tokens. New tokens
+    // are always attended.
+    std::vector<int64_t> attention_mask;
     SamplingParams sampling;  // greedy by default
     std::function<void(int64_t step, const float* logits)> on_step;
     std::function<bool(int64_t token)> on_token;

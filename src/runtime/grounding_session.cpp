@@ -181,7 +181,8 @@ GroundingResult GroundingSession::ground(const Image& image, const std::string& 
     GenerationParams params = vlm_->default_params();
     params.max_new_tokens = max_new;
     if (run.sampling) params.sampling = *run.sampling;
-    GenerationResult g = vlm_->generate(p, params, [&run](std::string_view) { return !run.keep_going || run.keep_going(); });
+    GenerationResult g =
+        vlm_->generate(p, params, [&run](std::string_view) { return !run.keep_going || run.keep_going(); });
     r.raw = g.text;
     r.new_tokens = static_cast<int64_t>(g.tokens.size());
     r.prompt_tokens = g.prompt_tokens;

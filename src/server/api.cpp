@@ -332,7 +332,8 @@ GroundingRequest parse_grounding_request(const nlohmann::json& ext) {
 
 std::string box_format_names() {
   std::string names;
-  for (grounding::Format f : grounding::all_formats()) names += (names.empty() ? "" : ", ") + std::string(grounding::format_name(f));
+  for (grounding::Format f : grounding::all_formats())
+    names += (names.empty() ? "" : ", ") + std::string(grounding::format_name(f));
   return names;
 }
 

@@ -136,7 +136,8 @@ struct Server::Impl {
       e->scheduler = std::make_unique<GenerationScheduler>(*e->vlm, so);
       if (!box_format_off) e->box_format = box_format_default ? box_format_default : default_box_format(e->family);
       const std::string pre = dir + "/preprocessor_config.json";
-      if (std::filesystem::exists(pre)) e->processor = std::make_shared<const ImageProcessor>(ImageProcessor::from_file(pre));
+      if (std::filesystem::exists(pre))
+        e->processor = std::make_shared<const ImageProcessor>(ImageProcessor::from_file(pre));
     } else if (dynamic_cast<const DualEncoder*>(model.get())) {
       e->kind = "embedding";
       e->dual = std::make_unique<DualEncoderSession>(DualEncoderSession::from_model(dir, std::move(model)));
@@ -522,7 +523,8 @@ struct Server::Impl {
     const size_t last = cr.images.size() - 1;
     const Image image = decode_request_image(cr.images[last], opt.limits, cr.image_params[last]);
     GroundingRun run;
-    run.max_new_tokens = cr.max_tokens.value_or(std::min<int64_t>(GroundingOptions{}.max_new_tokens, opt.limits.max_tokens));
+    run.max_new_tokens =
+        cr.max_tokens.value_or(std::min<int64_t>(GroundingOptions{}.max_new_tokens, opt.limits.max_tokens));
     SamplingParams sampling;
     if (cr.temperature) sampling.temperature = *cr.temperature;
     if (cr.top_p) sampling.top_p = *cr.top_p;
@@ -561,8 +563,10 @@ struct Server::Impl {
                         "invalid_prompt");
       }
     }
-    if (shut_down) throw ApiError(503, "the server shut down before the answer was finished", "server_error", "", "shutting_down");
-    if (timed_out) throw ApiError(504, "the answer took longer than the server's --timeout", "timeout_error", "", "timeout");
+    if (shut_down)
+      throw ApiError(503, "the server shut down before the answer was finished", "server_error", "", "shutting_down");
+    if (timed_out)
+      throw ApiError(504, "the answer took longer than the server's --timeout", "timeout_error", "", "timeout");
     metrics.observe_time_to_first_token(std::chrono::duration<double>(Clock::now() - t0).count());
     metrics.observe_tokens(m.id, r.prompt_tokens, r.new_tokens);
 
@@ -575,7 +579,9 @@ struct Server::Impl {
     // markup removed, so the entities' spans index into it.
     const std::string& text = r.grounded.text;
     json extension;
-    if (plan.format) extension = {{"grounding", grounding_field(*plan.format, r.grounded, grounding_image(m, plan, cr.images.size(), &image))}};
+    if (plan.format)
+      extension = {{"grounding",
+                    grounding_field(*plan.format, r.grounded, grounding_image(m, plan, cr.images.size(), &image))}};
     if (!cr.stream) {
       json out = completion_json(id, created, m.id, text, r.finish_reason, usage);
       if (plan.format) out["lumen"] = extension;

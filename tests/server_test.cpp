@@ -1,6 +1,7 @@
-// lumen serve: the request layer (parsing, validation, OpenAI error JSON), the scheduler
-// (continuous batching equals separate runs, image-feature cache, cancellation, limits), and
-// the HTTP server in-process on a free port against make-tiny LLaVA + CLIP, with a raw client.
+// lumen serve: the request layer (parsing, validation, OpenAI error JSON, the grounding field),
+// the scheduler (continuous batching equals separate runs, image-feature cache, cancellation,
+// limits), and the HTTP server in-process on a free port against make-tiny LLaVA + CLIP +
+// KOSMOS-2, with a raw client.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <zlib.h>
@@ -11,10 +12,14 @@
 #include <thread>
 
 #include "core/sha256.h"
+#include "families/family.h"
+#include "grounding/draw.h"
+#include "runtime/grounding_session.h"
 #include "runtime/scheduler.h"
 #include "server/api.h"
 #include "server/server.h"
 #include "tests/test_util.h"
+#include "vision/image_processor.h"
 
 namespace lumen {
 namespace {
@@ -241,6 +246,81 @@ TEST(ServerApi, EmbeddingAndClassifyRequests) {
             "template");
 }
 
+TEST(ServerApi, GroundingRequestExtension) {
+  server::Limits lim;
+  server::ChatRequest r =
+      server::parse_chat_request(chat_body("x", {{"lumen", {{"box_format", "qwen_vl"}, {"box_geometry", "identity"}}}}), lim);
+  ASSERT_TRUE(r.grounding.format);
+  EXPECT_EQ(*r.grounding.format, grounding::Format::QwenVL);
+  EXPECT_FALSE(r.grounding.off);
+  ASSERT_TRUE(r.grounding.geometry);
+  EXPECT_EQ(*r.grounding.geometry, GeometryMode::Identity);
+  EXPECT_TRUE(server::parse_chat_request(chat_body("x", {{"lumen", {{"box_format", "none"}}}}), lim).grounding.off);
+  const server::ChatRequest plain = server::parse_chat_request(chat_body("x"), lim);
+  EXPECT_FALSE(plain.grounding.format || plain.grounding.off || plain.grounding.geometry);
+  // Unknown values are 400s naming the field and the value.
+  ApiError e = expect_api_error([&] { server::parse_chat_request(chat_body("x", {{"lumen", {{"box_format", "boxy"}}}}), lim); });
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.param, "lumen.box_format");
+  EXPECT_EQ(e.code, "invalid_value");
+  EXPECT_NE(std::string(e.what()).find("'boxy'"), std::string::npos) << e.what();
+  EXPECT_NE(std::string(e.what()).find("qwen_vl"), std::string::npos) << e.what();  // lists the known ones
+  EXPECT_EQ(expect_api_error([&] {
+              server::parse_chat_request(chat_body("x", {{"lumen", {{"box_geometry", "tilted"}}}}), lim);
+            }).param,
+            "lumen.box_geometry");
+  EXPECT_EQ(expect_api_error([&] { server::parse_chat_request(chat_body("x", {{"lumen", {{"box_format", 3}}}}), lim); }).code,
+            "invalid_type");
+  EXPECT_EQ(expect_api_error([&] { server::parse_chat_request(chat_body("x", {{"lumen", "qwen_vl"}}), lim); }).param, "lumen");
+  ApiError unknown =
+      expect_api_error([&] { server::parse_chat_request(chat_body("x", {{"lumen", {{"boxformat", "kosmos2"}}}}), lim); });
+  EXPECT_EQ(unknown.param, "lumen.boxformat");
+  EXPECT_EQ(unknown.code, "unknown_parameter");
+}
+
+TEST(ServerApi, GroundingFieldOfAKnownAnswer) {
+  // A LLaVA-1.5 answer with one box and one point, about a 200 x 100 image seen whole.
+  const std::string answer = "A cat [0.1, 0.2, 0.5, 0.6] and its nose [0.25, 0.5].";
+  server::GroundingImage image;
+  image.index = 1;
+  image.geometry = grounding::ImageGeometry::identity(200, 100);
+  nlohmann::ordered_json g = server::grounding_field(grounding::Format::Llava15, answer, image);
+  EXPECT_EQ(g["format"], "llava_1_5");
+  EXPECT_EQ(g["image"], nlohmann::ordered_json({{"index", 1}, {"width", 200}, {"height", 100}}));
+  EXPECT_EQ(g["text"], "A cat and its nose.");
+  ASSERT_EQ(g["entities"].size(), 2u);
+  const auto& cat = g["entities"][0];
+  EXPECT_EQ(cat["phrase"], "A cat");
+  EXPECT_EQ(cat["span"], nlohmann::ordered_json({0, 5}));
+  ASSERT_EQ(cat["boxes"].size(), 1u);
+  const std::vector<double> px = cat["boxes"][0].get<std::vector<double>>();
+  const std::vector<double> want_px = {20, 20, 100, 60};
+  for (size_t k = 0; k < 4; ++k) EXPECT_NEAR(px[k], want_px[k], 1e-9) << k;
+  EXPECT_EQ(cat["norm_boxes"][0].get<std::vector<double>>(), (std::vector<double>{0.1, 0.2, 0.5, 0.6}));
+  EXPECT_TRUE(cat["points"].empty());
+  const auto& nose = g["entities"][1];
+  EXPECT_EQ(nose["phrase"], "and its nose");  // the text since the previous entity, as the parser reads it
+  ASSERT_EQ(nose["points"].size(), 1u);
+  EXPECT_NEAR(nose["points"][0][0].get<double>(), 50, 1e-9);
+  EXPECT_NEAR(nose["points"][0][1].get<double>(), 50, 1e-9);
+  EXPECT_TRUE(g["warnings"].empty());
+  // The same keys, in order, as `lumen run --json` writes plus "format" and "image".
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : g.items()) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"format", "image", "text", "entities", "warnings"}));
+  // Without an image: no pixel coordinates, the normalised ones stay.
+  nlohmann::ordered_json n = server::grounding_field(grounding::Format::Llava15, answer, std::nullopt);
+  EXPECT_TRUE(n["image"].is_null());
+  EXPECT_TRUE(n["entities"][0]["boxes"].empty());
+  EXPECT_EQ(n["entities"][0]["norm_boxes"], cat["norm_boxes"]);
+  EXPECT_TRUE(n["entities"][1]["points"].empty());
+  EXPECT_EQ(n["entities"][1]["norm_points"].size(), 1u);
+  // Text without boxes: the field is there with no entities.
+  nlohmann::ordered_json none = server::grounding_field(grounding::Format::Llava15, std::string_view("Just a cat."), image);
+  EXPECT_TRUE(none["entities"].empty());
+  EXPECT_EQ(none["text"], "Just a cat.");
+}
+
 // ---- scheduler ----
 
 const std::string& tiny(const std::string& family) {
@@ -350,7 +430,7 @@ class ServerHttp : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     server::ServerOptions o;
-    o.models = {tiny("llava"), tiny("clip")};
+    o.models = {tiny("llava"), tiny("clip"), tiny("kosmos2")};
     o.port = 0;
     o.parallel = 2;
     o.api_key = "sekret";
@@ -374,6 +454,25 @@ class ServerHttp : public ::testing::Test {
   }
   static std::string llava_id() { return std::filesystem::path(tiny("llava")).filename().string(); }
   static std::string clip_id() { return std::filesystem::path(tiny("clip")).filename().string(); }
+  static std::string kosmos2_id() { return std::filesystem::path(tiny("kosmos2")).filename().string(); }
+  // POSTs a chat body; the parsed response (non-streamed) or the parsed events (streamed).
+  json post_chat(const json& body) {
+    auto r = client().Post("/v1/chat/completions", body.dump(), "application/json");
+    EXPECT_TRUE(r) << "no response";
+    if (!r) return {};
+    EXPECT_EQ(r->status, 200) << r->body;
+    if (!body.value("stream", false)) return json::parse(r->body, nullptr, false);
+    json events = json::array();
+    size_t pos = 0;
+    while ((pos = r->body.find("data: ", pos)) != std::string::npos) {
+      const size_t end = r->body.find("\n\n", pos);
+      const std::string data = r->body.substr(pos + 6, end - pos - 6);
+      pos = end;
+      if (data == "[DONE]") break;
+      events.push_back(json::parse(data));
+    }
+    return events;
+  }
   static json expect_error(const httplib::Result& r, int status, const std::string& code) {
     EXPECT_TRUE(r) << "no response";
     if (!r) return {};
@@ -409,10 +508,15 @@ TEST_F(ServerHttp, HealthModelsPageAndAuth) {
   auto m = client().Get("/v1/models");
   ASSERT_TRUE(m);
   json j = json::parse(m->body);
-  ASSERT_EQ(j["data"].size(), 2u);
+  ASSERT_EQ(j["data"].size(), 3u);
   EXPECT_EQ(j["data"][0]["id"], llava_id());
   EXPECT_EQ(j["data"][0]["lumen"]["kind"], "chat");
+  EXPECT_EQ(j["data"][0]["lumen"]["box_format"], "llava_1_5");
   EXPECT_EQ(j["data"][1]["lumen"]["kind"], "embedding");
+  EXPECT_TRUE(j["data"][1]["lumen"]["box_format"].is_null());
+  EXPECT_EQ(j["data"][2]["id"], kosmos2_id());
+  EXPECT_EQ(j["data"][2]["lumen"]["kind"], "chat");
+  EXPECT_EQ(j["data"][2]["lumen"]["box_format"], "kosmos2");
   expect_error(client().Get("/v1/nothing"), 404, "not_found");
 }
 
@@ -558,6 +662,185 @@ TEST_F(ServerHttp, BadInputGetsOpenAiErrorsAndTheServerStaysUp) {
   auto after = client(false).Get("/metrics");
   ASSERT_TRUE(after);
   EXPECT_NE(after->body.find("lumen_cancelled_total{model=\"" + llava_id() + "\"} 1"), std::string::npos) << after->body;
+}
+
+// The grounding field of a chat VLM: the answer parsed in LLaVA-1.5's format, boxes in the
+// pixels of the conversation's last image through the processor's geometry. The tiny model
+// writes random text, so the field is checked against the parse of whatever it wrote.
+TEST_F(ServerHttp, ChatVlmAnswersCarryTheGroundingField) {
+  const std::string jpeg = read_file(kImagePath);
+  // A second image of another size, last in the conversation: the boxes refer to it.
+  Image small;
+  small.width = 64;
+  small.height = 48;
+  small.rgb.assign(64 * 48 * 3, 200);
+  const std::string png_path = testing_util::temp_dir("serve_ground") + "/small.png";
+  grounding::write_png(png_path, small);
+  const std::string png = read_file(png_path);
+  auto image_part = [](const std::string& uri) { return json{{"type", "image_url"}, {"image_url", {{"url", uri}}}}; };
+  json body = {{"model", llava_id()},
+               {"messages",
+                {{{"role", "user"}, {"content", {image_part(data_uri(jpeg)), {{"type", "text"}, {"text", "Hi"}}}}},
+                 {{"role", "assistant"}, {"content", "Hello."}},
+                 {{"role", "user"},
+                  {"content", {image_part(data_uri(png, "image/png")), {{"type", "text"}, {"text", "Where is the cat?"}}}}}}},
+               {"max_tokens", 6},
+               {"temperature", 0}};
+  json j = post_chat(body);
+  ASSERT_TRUE(j.contains("lumen")) << j.dump();
+  const json g = j["lumen"]["grounding"];
+  EXPECT_EQ(g["format"], "llava_1_5");
+  EXPECT_EQ(g["image"], json({{"index", 1}, {"width", 64}, {"height", 48}}));
+  const std::string content = j["choices"][0]["message"]["content"];
+  const ImageProcessor proc = ImageProcessor::from_file(tiny("llava") + "/preprocessor_config.json");
+  server::GroundingImage gi;
+  gi.index = 1;
+  gi.geometry = geometry_for(GeometryMode::Processor, &proc, 64, 48);
+  EXPECT_EQ(g, json::parse(server::grounding_field(grounding::Format::Llava15, content, gi).dump()));
+  // The message itself stays OpenAI's.
+  EXPECT_EQ(j["choices"][0]["message"].size(), 2u) << j["choices"][0]["message"].dump();
+
+  // Streamed: the chunk with the finish_reason carries the same field; no other chunk does.
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  json events = post_chat(body);
+  ASSERT_GE(events.size(), 3u);
+  int carrying = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (!events[i].contains("lumen")) continue;
+    ++carrying;
+    EXPECT_FALSE(events[i]["choices"][0]["finish_reason"].is_null()) << "event " << i;
+    EXPECT_EQ(events[i]["lumen"]["grounding"], g);
+  }
+  EXPECT_EQ(carrying, 1);
+  EXPECT_TRUE(events.back().contains("usage"));  // the usage chunk stays the last one
+
+  // box_format "none": no field; another format: parsed in it; a frame: applied.
+  json off = body;
+  off.erase("stream");
+  off.erase("stream_options");
+  off["lumen"] = {{"box_format", "none"}};
+  EXPECT_FALSE(post_chat(off).contains("lumen"));
+  off["lumen"] = {{"box_format", "qwen_vl"}, {"box_geometry", "identity"}};
+  json q = post_chat(off);
+  EXPECT_EQ(q["lumen"]["grounding"]["format"], "qwen_vl");
+  gi.geometry = grounding::ImageGeometry::identity(64, 48);
+  EXPECT_EQ(q["lumen"]["grounding"],
+            json::parse(server::grounding_field(grounding::Format::QwenVL,
+                                                q["choices"][0]["message"]["content"].get<std::string>(), gi)
+                            .dump()));
+  // No image in the conversation: the field says so and has no pixel coordinates.
+  json text_only = post_chat({{"model", llava_id()}, {"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 3}});
+  EXPECT_TRUE(text_only["lumen"]["grounding"]["image"].is_null());
+  for (const auto& e : text_only["lumen"]["grounding"]["entities"]) EXPECT_TRUE(e["boxes"].empty());
+  // An unknown format is the caller's mistake, named.
+  json bad = expect_error(client().Post("/v1/chat/completions",
+                                        json{{"model", llava_id()},
+                                             {"messages", {{{"role", "user"}, {"content", "x"}}}},
+                                             {"lumen", {{"box_format", "hexagons"}}}}
+                                            .dump(),
+                                        "application/json"),
+                          400, "invalid_value");
+  EXPECT_EQ(bad["error"]["param"], "lumen.box_format");
+  EXPECT_NE(bad["error"]["message"].get<std::string>().find("hexagons"), std::string::npos);
+}
+
+// KOSMOS-2 is served through GroundingSession. Its answer is the processed prompt plus its
+// continuation, so a prompt that writes a referring expression with its box
+// (Kosmos2Processor's own syntax) gives a known entity whatever the random weights write next.
+TEST_F(ServerHttp, Kosmos2IsServedWithItsEntities) {
+  const std::string jpeg = read_file(kImagePath);
+  const Image decoded = decode_image_bytes(reinterpret_cast<const uint8_t*>(jpeg.data()), jpeg.size());
+  const std::string prompt = "<grounding><phrase> a snowman</phrase><object><patch_index_0044><patch_index_0863></object> is";
+  json body = {{"model", kosmos2_id()},
+               {"messages",
+                {{{"role", "user"},
+                  {"content", {{{"type", "image_url"}, {"image_url", {{"url", data_uri(jpeg)}}}},
+                               {{"type", "text"}, {"text", prompt}}}}}}},
+               {"max_tokens", 5},
+               {"temperature", 0}};
+  json j = post_chat(body);
+  ASSERT_TRUE(j.contains("lumen")) << j.dump();
+  const json g = j["lumen"]["grounding"];
+  EXPECT_EQ(g["format"], "kosmos2");
+  EXPECT_EQ(g["image"], json({{"index", 0}, {"width", decoded.width}, {"height", decoded.height}}));
+  const std::string content = j["choices"][0]["message"]["content"];
+  EXPECT_EQ(g["text"], content);
+  EXPECT_EQ(content.rfind("a snowman", 0), 0u) << content;
+  ASSERT_GE(g["entities"].size(), 1u) << g.dump();
+  const json& e = g["entities"][0];
+  EXPECT_EQ(e["phrase"], "a snowman");
+  EXPECT_EQ(e["span"], json({0, 9}));
+  const grounding::Box norm = grounding::kosmos2_patch_index_to_coordinate(44, 863, 32);
+  const grounding::Box px =
+      grounding::ImageGeometry::from_processor(ImageProcessor::from_file(tiny("kosmos2") + "/preprocessor_config.json"),
+                                               decoded.width, decoded.height)
+          .to_original(norm);
+  ASSERT_EQ(e["norm_boxes"].size(), 1u);
+  ASSERT_EQ(e["boxes"].size(), 1u);
+  const std::vector<double> want_norm = {norm.x0, norm.y0, norm.x1, norm.y1}, want_px = {px.x0, px.y0, px.x1, px.y1};
+  for (size_t k = 0; k < 4; ++k) {
+    EXPECT_NEAR(e["norm_boxes"][0][k].get<double>(), want_norm[k], 1e-9);
+    EXPECT_NEAR(e["boxes"][0][k].get<double>(), want_px[k], 1e-6);
+  }
+  EXPECT_GT(want_px[2] - want_px[0], 1.0);  // a real box, in pixels of the original image
+  const std::string finish = j["choices"][0]["finish_reason"];
+  EXPECT_TRUE(finish == "stop" || finish == "length") << finish;
+  // The image's placeholders, the markup and the words.
+  EXPECT_GT(j["usage"]["prompt_tokens"].get<int64_t>(), 16);
+  EXPECT_LE(j["usage"]["completion_tokens"].get<int64_t>(), 5);
+
+  // Streamed: the whole answer in one chunk, the same field on the finishing chunk.
+  body["stream"] = true;
+  json events = post_chat(body);
+  std::string streamed;
+  json streamed_grounding;
+  for (const auto& ev : events) {
+    if (ev["choices"].empty()) continue;
+    if (ev["choices"][0]["delta"].contains("content")) streamed += ev["choices"][0]["delta"]["content"].get<std::string>();
+    if (ev.contains("lumen")) streamed_grounding = ev["lumen"]["grounding"];
+  }
+  EXPECT_EQ(streamed, content);
+  EXPECT_EQ(streamed_grounding, g);
+
+  // What KOSMOS-2 cannot do is refused, naming the field.
+  auto post = [&](const json& b) { return client().Post("/v1/chat/completions", b.dump(), "application/json"); };
+  json no_image = {{"model", kosmos2_id()}, {"messages", {{{"role", "user"}, {"content", "An image of"}}}}};
+  EXPECT_EQ(expect_error(post(no_image), 400, "image_required")["error"]["param"], "messages");
+  json other_format = body;
+  other_format.erase("stream");
+  other_format["lumen"] = {{"box_format", "qwen_vl"}};
+  EXPECT_EQ(expect_error(post(other_format), 400, "invalid_value")["error"]["param"], "lumen.box_format");
+  json with_stop = body;
+  with_stop.erase("stream");
+  with_stop["stop"] = "\n";
+  EXPECT_EQ(expect_error(post(with_stop), 400, "unsupported_parameter")["error"]["param"], "stop");
+}
+
+// GroundingSession's per-call options, as the server uses them: a length, and a hook that
+// stops the generation (deadline, shutdown).
+TEST(GroundingRun, LengthAndStopHook) {
+  LoadOptions stored;
+  stored.linear = LinearFormat::Stored;  // as open() loads KOSMOS-2
+  GroundingSession s =
+      GroundingSession::from_model(tiny("kosmos2"), std::shared_ptr<const Model>(load_model(tiny("kosmos2"), stored)));
+  const std::string jpeg = read_file(kImagePath);
+  const Image image = decode_image_bytes(reinterpret_cast<const uint8_t*>(jpeg.data()), jpeg.size());
+  GroundingRun run;
+  run.max_new_tokens = 3;
+  GroundingResult a = s.ground(image, "An image of", run);
+  EXPECT_LE(a.new_tokens, 3);
+  EXPECT_EQ(a.finish_reason, a.new_tokens == 3 ? "length" : "stop");
+  EXPECT_GT(a.prompt_tokens, 5);  // image placeholders and the prompt's words
+  int calls = 0;
+  run.max_new_tokens = 50;
+  run.keep_going = [&] { return ++calls < 2; };
+  GroundingResult b = s.ground(image, "An image of", run);
+  EXPECT_LE(b.new_tokens, 2);
+  EXPECT_EQ(calls, b.new_tokens);
+  // The same greedy run as open()'s session gives.
+  GroundingResult c = GroundingSession::open(tiny("kosmos2")).ground(image, "An image of", GroundingRun{3, {}, {}});
+  EXPECT_EQ(c.raw, a.raw);
 }
 
 }  // namespace

@@ -96,11 +96,18 @@ Register reg({"serve", "Serve models over an OpenAI-compatible HTTP API, with a 
                 cmd->add_flag("--allow-local-files", o.limits.allow_local_files,
                               "Let image_url name a file on this machine (off: data: URIs only)");
                 cmd->add_option("--cors", o.cors_origin, "Send Access-Control-Allow-Origin: ORIGIN (off by default)");
+                cmd->add_option("--box-format", o.box_format,
+                                "Box format of chat answers for the response's \"grounding\" field: a format of "
+                                "`lumen ground --help`, or none (default: the family's, llava_1_5 for LLaVA)");
+                cmd->add_option("--box-geometry", o.box_geometry, "Frame of those boxes: processor, identity or pad-square")
+                    ->capture_default_str();
                 add_quant_flag(cmd, &a->quant);
                 add_common_flags(cmd, &a->common);
                 cmd->footer(
-                    "Endpoints: POST /v1/chat/completions (chat models), POST /v1/embeddings and POST /v1/classify\n"
-                    "(image/text dual encoders), GET /v1/models, /health, /metrics, and a web page at /.\n\n"
+                    "Endpoints: POST /v1/chat/completions (chat models; KOSMOS-2 one request at a time), POST\n"
+                    "/v1/embeddings and POST /v1/classify (image/text dual encoders), GET /v1/models, /health,\n"
+                    "/metrics, and a web page at /. Chat answers of models that write boxes carry\n"
+                    "\"lumen\": {\"grounding\": ...} (entities, boxes in the last image's pixels; see README).\n\n"
                     "Examples:\n"
                     "  lumen serve -m llava-1.5-7b-hf -m clip-vit-base-patch32 --port 8080\n"
                     "  curl localhost:8080/v1/chat/completions -H 'Content-Type: application/json' \\\n"

@@ -28,6 +28,12 @@ std::optional<GeometryMode> geometry_mode_from_name(const std::string& name) {
   return std::nullopt;
 }
 
+std::optional<Format> default_box_format(const std::string& family) {
+  if (family == "kosmos2") return Format::Kosmos2;
+  if (family == "llava" || family == "llava_next") return Format::Llava15;
+  return std::nullopt;
+}
+
 ImageGeometry geometry_for(GeometryMode mode, const ImageProcessor* p, int width, int height) {
   LUMEN_CHECK(width > 0 && height > 0, "image size ", width, "x", height, " is not positive");
   switch (mode) {
@@ -135,9 +141,14 @@ grounding::GroundedText GroundingSession::parse(const std::string& raw, int widt
 }
 
 GroundingResult GroundingSession::ground(const Image& image, const std::string& prompt) const {
+  return ground(image, prompt, GroundingRun{});
+}
+
+GroundingResult GroundingSession::ground(const Image& image, const std::string& prompt, const GroundingRun& run) const {
   const auto t0 = std::chrono::steady_clock::now();
   GroundingResult r;
   r.format = format_;
+  const int64_t max_new = run.max_new_tokens.value_or(options_.max_new_tokens);
   if (kosmos_) {
     // Kosmos2Processor: "<grounding>" asks for boxes; the prompt continues from it.
     std::string text = prompt;
@@ -146,11 +157,15 @@ GroundingResult GroundingSession::ground(const Image& image, const std::string& 
     Tensor pv = processor_->preprocess(image);  // [1, 3, S, S]
     Tensor image_embeds = kosmos_->encode_image(pv);
     Kosmos2Model::GenerateOptions o;
-    o.max_new_tokens = options_.max_new_tokens;
+    o.max_new_tokens = max_new;
+    if (run.sampling) o.sampling = *run.sampling;
     o.eos_ids = {kosmos_->cfg.text.eos_token_id};
     if (auto e = tok_->eos_id(); e && *e != kosmos_->cfg.text.eos_token_id) o.eos_ids.push_back(*e);
+    if (run.keep_going) o.on_token = [&run](int64_t) { return run.keep_going(); };
     std::vector<int64_t> gen = kosmos_->generate(p.ids, p.image_mask, image_embeds, o);
     r.new_tokens = static_cast<int64_t>(gen.size());
+    r.prompt_tokens = static_cast<int64_t>(p.ids.size());
+    r.finish_reason = r.new_tokens >= max_new ? "length" : "stop";
     // processor.batch_decode(generated_ids, skip_special_tokens=True) over prompt + answer, then
     // post_process_generation keeps what follows </image>.
     std::vector<int64_t> all = p.ids;
@@ -164,14 +179,39 @@ GroundingResult GroundingSession::ground(const Image& image, const std::string& 
     msgs.push_back({{"role", "user"}, {"content", parts}});
     PreparedPrompt p = vlm_->prepare(vlm_->render_chat(msgs, true), {image});
     GenerationParams params = vlm_->default_params();
-    params.max_new_tokens = options_.max_new_tokens;
-    GenerationResult g = vlm_->generate(p, params);
+    params.max_new_tokens = max_new;
+    if (run.sampling) params.sampling = *run.sampling;
+    GenerationResult g =
+        vlm_->generate(p, params, [&run](std::string_view) { return !run.keep_going || run.keep_going(); });
     r.raw = g.text;
     r.new_tokens = static_cast<int64_t>(g.tokens.size());
+    r.prompt_tokens = g.prompt_tokens;
+    r.finish_reason = g.finish_reason;
   }
   r.grounded = parse(r.raw, image.width, image.height);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
+}
+
+bool GroundingSession::serves_model(const Model& model) { return dynamic_cast<const Kosmos2Model*>(&model) != nullptr; }
+
+GroundingSession GroundingSession::from_model(const std::string& dir, std::shared_ptr<const Model> model,
+                                              const GroundingOptions& options) {
+  LUMEN_CHECK(model, dir, ": no model");
+  auto kosmos = std::dynamic_pointer_cast<const Kosmos2Model>(model);
+  LUMEN_CHECK(kosmos, dir, ": a ", model->family(), " model is not a KOSMOS-2 model; open chat VLMs with open()");
+  GroundingSession s;
+  s.dir_ = dir;
+  s.options_ = options;
+  s.family_ = model->family();
+  const std::string pre = dir + "/preprocessor_config.json";
+  struct stat st {};
+  LUMEN_CHECK(::stat(pre.c_str(), &st) == 0, pre, ": missing; KOSMOS-2 needs its image processor config");
+  s.processor_ = std::make_shared<const ImageProcessor>(ImageProcessor::from_file(pre));
+  s.kosmos_ = std::move(kosmos);
+  s.tok_ = std::make_shared<const Tokenizer>(load_kosmos2_tokenizer(dir));
+  s.format_ = options.format.value_or(Format::Kosmos2);
+  return s;
 }
 
 nlohmann::ordered_json grounded_json(const grounding::GroundedText& g) {

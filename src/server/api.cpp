@@ -296,7 +296,71 @@ ChatRequest parse_chat_request(const nlohmann::json& body, const Limits& limits)
     if (!so->is_object()) wrong_type("stream_options", "an object", *so);
     r.include_usage = optional_bool(*so, "include_usage", false);
   }
+  if (const nlohmann::json* ext = field(body, "lumen")) r.grounding = parse_grounding_request(*ext);
   return r;
+}
+
+GroundingRequest parse_grounding_request(const nlohmann::json& ext) {
+  if (!ext.is_object()) wrong_type("lumen", "an object", ext);
+  GroundingRequest g;
+  for (const auto& [key, value] : ext.items())
+    if (key != "box_format" && key != "box_geometry")
+      invalid_request("'lumen." + key + "' is not a lumen request field (known: box_format, box_geometry)",
+                      "lumen." + key, "unknown_parameter");
+  if (const nlohmann::json* f = field(ext, "box_format")) {
+    if (!f->is_string()) wrong_type("lumen.box_format", "a string", *f);
+    const std::string name = f->get<std::string>();
+    if (name == "none") {
+      g.off = true;
+    } else {
+      g.format = grounding::format_from_name(name);
+      if (!g.format) invalid_request("'lumen.box_format': unknown box format '" + name + "' (known: " +
+                                         box_format_names() + ", none)",
+                                     "lumen.box_format");
+    }
+  }
+  if (const nlohmann::json* m = field(ext, "box_geometry")) {
+    if (!m->is_string()) wrong_type("lumen.box_geometry", "a string", *m);
+    g.geometry = geometry_mode_from_name(m->get<std::string>());
+    if (!g.geometry)
+      invalid_request("'lumen.box_geometry': unknown frame '" + m->get<std::string>() +
+                          "' (known: processor, identity, pad-square)",
+                      "lumen.box_geometry");
+  }
+  return g;
+}
+
+std::string box_format_names() {
+  std::string names;
+  for (grounding::Format f : grounding::all_formats())
+    names += (names.empty() ? "" : ", ") + std::string(grounding::format_name(f));
+  return names;
+}
+
+nlohmann::ordered_json grounding_field(grounding::Format format, const grounding::GroundedText& parsed,
+                                       const std::optional<GroundingImage>& image) {
+  grounding::GroundedText g = parsed;
+  if (!image) {
+    // No image: pixel coordinates would be of nothing; the normalised ones still say where.
+    for (auto& e : g.entities) {
+      e.boxes.clear();
+      e.points.clear();
+    }
+  }
+  const nlohmann::ordered_json body = grounded_json(g);
+  nlohmann::ordered_json out = {{"format", grounding::format_name(format)}, {"image", nullptr}};
+  if (image)
+    out["image"] = {{"index", image->index},
+                    {"width", static_cast<int64_t>(image->geometry.width)},
+                    {"height", static_cast<int64_t>(image->geometry.height)}};
+  for (const auto& [key, value] : body.items()) out[key] = value;
+  return out;
+}
+
+nlohmann::ordered_json grounding_field(grounding::Format format, std::string_view answer,
+                                       const std::optional<GroundingImage>& image) {
+  const grounding::ImageGeometry geometry = image ? image->geometry : grounding::ImageGeometry::identity(1, 1);
+  return grounding_field(format, grounding::parse(format, answer, geometry), image);
 }
 
 EmbeddingRequest parse_embedding_request(const nlohmann::json& body, const Limits& limits) {

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "core/error.h"
+#include "grounding/grounding.h"
+#include "runtime/grounding_session.h"
 #include "vision/image.h"
 
 namespace lumen::server {
@@ -56,6 +58,12 @@ std::string load_image_ref(const std::string& ref, const Limits& limits, const s
 // Decodes image bytes under the pixel limit; bad or oversized images are 400 for `param`.
 Image decode_request_image(const std::string& bytes, const Limits& limits, const std::string& param);
 
+struct GroundingRequest {
+  std::optional<grounding::Format> format;
+  bool off = false;  // box_format "none"
+  std::optional<GeometryMode> geometry;
+};
+
 struct ChatRequest {
   std::string model;
   // Messages as VlmSession::render_chat takes them: content a string or parts
@@ -68,8 +76,29 @@ struct ChatRequest {
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   bool stream = false, include_usage = false;
+  // lumen's request extension {"lumen": {"box_format": "qwen_vl", "box_geometry": "processor"}}:
+  // how the answer writes boxes ("none": no grounding field) and which frame they refer to.
+  // Unset: the server's --box-format / --box-geometry, else the family's default.
+  GroundingRequest grounding;
 };
 ChatRequest parse_chat_request(const nlohmann::json& body, const Limits& limits);
+// The "lumen" object of a chat request; unknown keys and values are 400s naming the field.
+GroundingRequest parse_grounding_request(const nlohmann::json& ext);
+std::string box_format_names();  // "kosmos2, paligemma, ...": for messages and --help
+
+// The "grounding" object of a chat response (README, Serving): the answer parsed in `format`,
+// with boxes/points in the pixels of `image` (the conversation's last image) as `lumen run
+// --json` writes them, plus "format" and "image" ({"index", "width", "height"}, or null when
+// the conversation has no image: then only norm_boxes/norm_points carry coordinates).
+struct GroundingImage {
+  size_t index = 0;  // among the request's images, in order of appearance
+  grounding::ImageGeometry geometry;
+};
+nlohmann::ordered_json grounding_field(grounding::Format format, const grounding::GroundedText& parsed,
+                                       const std::optional<GroundingImage>& image);
+// Parses `answer` first (through image->geometry, or the identity frame without an image).
+nlohmann::ordered_json grounding_field(grounding::Format format, std::string_view answer,
+                                       const std::optional<GroundingImage>& image);
 
 struct EmbeddingInput {
   bool is_image = false;

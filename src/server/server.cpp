@@ -11,10 +11,12 @@
 
 #include "core/sha256.h"
 #include "runtime/dual_encoder_session.h"
+#include "runtime/grounding_session.h"
 #include "runtime/scheduler.h"
 #include "runtime/vlm_session.h"
 #include "server/metrics.h"
 #include "server/web_page.h"
+#include "vision/image_processor.h"
 
 namespace lumen::server {
 namespace {
@@ -69,6 +71,19 @@ struct Server::Impl {
     std::unique_ptr<GenerationScheduler> scheduler;
     std::unique_ptr<DualEncoderSession> dual;
     std::mutex dual_m;  // one embedding batch at a time per model (bounded memory)
+    // Grounding models (KOSMOS-2): chat served one request at a time on the handler's thread.
+    std::unique_ptr<GroundingSession> grounder;
+    std::timed_mutex grounder_m;
+    std::atomic<size_t> grounder_in_flight{0};  // running + waiting for their turn
+    // Chat models: the box format of the "grounding" field when a request names none.
+    std::optional<grounding::Format> box_format;
+    std::shared_ptr<const ImageProcessor> processor;  // for the "processor" box geometry
+  };
+
+  // What a chat request's answer is parsed with for its "grounding" field.
+  struct GroundingPlan {
+    std::optional<grounding::Format> format;  // none: no field
+    GeometryMode geometry = GeometryMode::Processor;
   };
 
   ServerOptions opt;
@@ -78,10 +93,25 @@ struct Server::Impl {
   std::atomic<bool> draining{false};
   std::atomic<int> open_streams{0};
   std::once_flag shutdown_once;
+  // Set by shutdown(): when grounding-model requests still running must stop.
+  std::atomic<Clock::rep> drain_deadline{Clock::time_point::max().time_since_epoch().count()};
+  std::optional<grounding::Format> box_format_default;
+  bool box_format_off = false;
+  GeometryMode box_geometry = GeometryMode::Processor;
 
   explicit Impl(ServerOptions o) : opt(std::move(o)) {
     LUMEN_CHECK(!opt.models.empty(), "no model: give --model DIR at least once");
     LUMEN_CHECK(opt.parallel >= 1, "--parallel must be at least 1, got ", opt.parallel);
+    if (opt.box_format == "none") {
+      box_format_off = true;
+    } else if (!opt.box_format.empty()) {
+      box_format_default = grounding::format_from_name(opt.box_format);
+      LUMEN_CHECK(box_format_default, "--box-format: unknown box format '", opt.box_format, "' (known: ",
+                  box_format_names(), ", none)");
+    }
+    const auto mode = geometry_mode_from_name(opt.box_geometry);
+    LUMEN_CHECK(mode, "--box-geometry: unknown frame '", opt.box_geometry, "' (known: processor, identity, pad-square)");
+    box_geometry = *mode;
     for (const auto& dir : opt.models) load(dir);
     routes();
   }
@@ -104,11 +134,22 @@ struct Server::Impl {
       so.max_queue = opt.max_queue;
       so.image_cache_entries = opt.image_cache_entries;
       e->scheduler = std::make_unique<GenerationScheduler>(*e->vlm, so);
+      if (!box_format_off) e->box_format = box_format_default ? box_format_default : default_box_format(e->family);
+      const std::string pre = dir + "/preprocessor_config.json";
+      if (std::filesystem::exists(pre))
+        e->processor = std::make_shared<const ImageProcessor>(ImageProcessor::from_file(pre));
     } else if (dynamic_cast<const DualEncoder*>(model.get())) {
       e->kind = "embedding";
       e->dual = std::make_unique<DualEncoderSession>(DualEncoderSession::from_model(dir, std::move(model)));
+    } else if (GroundingSession::serves_model(*model)) {
+      e->kind = "chat";
+      e->grounder = std::make_unique<GroundingSession>(
+          GroundingSession::from_model(dir, std::shared_ptr<const Model>(std::move(model))));
+      // Its answers are in its own markup: --box-format only turns the field off ("none").
+      if (!box_format_off) e->box_format = e->grounder->format();
     } else {
-      fail(dir, ": a ", e->family, " model is neither a chat model nor an image/text dual encoder; it cannot be served");
+      fail(dir, ": a ", e->family,
+           " model is neither a chat model, a grounding model nor an image/text dual encoder; it cannot be served");
     }
     models.push_back(std::move(e));
   }
@@ -247,7 +288,10 @@ struct Server::Impl {
             {"object", "model"},
             {"created", m.created},
             {"owned_by", "lumen"},
-            {"lumen", {{"kind", m.kind}, {"family", m.family}}}};
+            {"lumen",
+             {{"kind", m.kind},
+              {"family", m.family},
+              {"box_format", m.box_format ? json(grounding::format_name(*m.box_format)) : json(nullptr)}}}};
   }
 
   std::string render_metrics() {
@@ -280,11 +324,66 @@ struct Server::Impl {
 
   // ---- /v1/chat/completions ----
 
+  // The request's box format and frame, else the model's default; validated against the model.
+  GroundingPlan grounding_plan(const ModelEntry& m, const ChatRequest& cr) const {
+    GroundingPlan plan;
+    plan.format = cr.grounding.off ? std::nullopt : cr.grounding.format ? cr.grounding.format : m.box_format;
+    plan.geometry = cr.grounding.geometry.value_or(box_geometry);
+    if (m.grounder) {
+      if (cr.grounding.format && *cr.grounding.format != m.grounder->format())
+        invalid_request("model '" + m.id + "' (" + m.family + ") writes boxes in the " +
+                            grounding::format_name(m.grounder->format()) + " format only; 'lumen.box_format' cannot be '" +
+                            grounding::format_name(*cr.grounding.format) + "'",
+                        "lumen.box_format");
+      if (cr.grounding.geometry && *cr.grounding.geometry != GeometryMode::Processor)
+        invalid_request("model '" + m.id + "' (" + m.family +
+                            ") places its boxes in its processor's frame; 'lumen.box_geometry' must be 'processor'",
+                        "lumen.box_geometry");
+    }
+    return plan;
+  }
+
+  // The pixel frame of the grounding field: the conversation's last image, as the model saw it.
+  std::optional<GroundingImage> grounding_image(const ModelEntry& m, const GroundingPlan& plan, size_t count,
+                                                const Image* last) const {
+    if (!plan.format || count == 0 || !last) return std::nullopt;
+    GroundingImage gi;
+    gi.index = count - 1;
+    gi.geometry = m.grounder ? m.grounder->geometry_for(last->width, last->height)
+                             : geometry_for(plan.geometry, m.processor.get(), last->width, last->height);
+    return gi;
+  }
+
+  static json completion_json(const std::string& id, int64_t created, const std::string& model, const std::string& text,
+                              const std::string& finish, const json& usage) {
+    return {{"id", id},
+            {"object", "chat.completion"},
+            {"created", created},
+            {"model", model},
+            {"choices",
+             {{{"index", 0},
+               {"message", {{"role", "assistant"}, {"content", text}}},
+               {"logprobs", nullptr},
+               {"finish_reason", finish}}}},
+            {"usage", usage}};
+  }
+
+  static json chunk_json(const std::string& id, int64_t created, const std::string& model, const json& delta,
+                         const json& finish) {
+    return {{"id", id},
+            {"object", "chat.completion.chunk"},
+            {"created", created},
+            {"model", model},
+            {"choices", {{{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", finish}}}}};
+  }
+
   void chat(const httplib::Request& req, httplib::Response& res) {
     const Clock::time_point t0 = Clock::now();
     const json body = parse_json_object(req.body);
     ChatRequest cr = parse_chat_request(body, opt.limits);
     ModelEntry& m = find_model(cr.model, "chat");
+    const GroundingPlan plan = grounding_plan(m, cr);
+    if (m.grounder) return chat_grounder(m, cr, plan, t0, res);
     GenerationRequest g;
     for (size_t i = 0; i < cr.images.size(); ++i) {
       RequestImage ri;
@@ -292,6 +391,8 @@ struct Server::Impl {
       ri.sha256 = sha256_hex(cr.images[i]);
       g.images.push_back(std::move(ri));
     }
+    const std::optional<GroundingImage> gimage =
+        grounding_image(m, plan, g.images.size(), g.images.empty() ? nullptr : &g.images.back().image);
     try {
       g.prompt_text = m.vlm->render_chat(cr.messages, true);
     } catch (const Error& e) {
@@ -319,6 +420,11 @@ struct Server::Impl {
     }
     const std::string id = make_id("chatcmpl-");
     const int64_t created = unix_now();
+    // lumen's extension object of the last response / chunk: the answer's boxes.
+    const std::optional<grounding::Format> format = plan.format;
+    auto extension = [format, gimage](const std::string& answer) {
+      return json{{"grounding", grounding_field(*format, answer, gimage)}};
+    };
     // Wait for the first text or the end: an error found before any output (context overflow,
     // image markers typed into the text, a full-queue timeout) still gets its proper status.
     std::string first;
@@ -332,16 +438,8 @@ struct Server::Impl {
       const JobEnd end = job->end();
       if (end != JobEnd::Stop && end != JobEnd::Length) throw job_error(*job);
       metrics.observe_tokens(m.id, job->prompt_tokens(), job->completion_tokens());
-      json out = {{"id", id},
-                  {"object", "chat.completion"},
-                  {"created", created},
-                  {"model", m.id},
-                  {"choices",
-                   {{{"index", 0},
-                     {"message", {{"role", "assistant"}, {"content", job->text()}}},
-                     {"logprobs", nullptr},
-                     {"finish_reason", job_end_name(end)}}}},
-                  {"usage", usage_json(*job)}};
+      json out = completion_json(id, created, m.id, job->text(), job_end_name(end), usage_json(*job));
+      if (format) out["lumen"] = extension(job->text());
       send_json(res, 200, out);
       return;
     }
@@ -353,13 +451,9 @@ struct Server::Impl {
     res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, job, id, created, model_id, include_usage, first, stream_done](size_t, httplib::DataSink& sink) {
+        [this, job, id, created, model_id, include_usage, first, format, extension](size_t, httplib::DataSink& sink) {
           auto chunk = [&](const json& delta, const json& finish) {
-            return sse({{"id", id},
-                        {"object", "chat.completion.chunk"},
-                        {"created", created},
-                        {"model", model_id},
-                        {"choices", {{{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", finish}}}}});
+            return sse(chunk_json(id, created, model_id, delta, finish));
           };
           auto write = [&](const std::string& s) {
             if (sink.write(s.data(), s.size())) return true;
@@ -376,7 +470,10 @@ struct Server::Impl {
           }
           const JobEnd end = job->end();
           if (end == JobEnd::Stop || end == JobEnd::Length) {
-            if (!write(chunk(json::object(), job_end_name(end)))) return false;
+            // The finishing chunk carries the grounding of the whole answer.
+            json last = chunk_json(id, created, model_id, json::object(), job_end_name(end));
+            if (format) last["lumen"] = extension(job->text());
+            if (!write(sse(last))) return false;
             metrics.observe_tokens(model_id, job->prompt_tokens(), job->completion_tokens());
           } else {
             // Mid-stream the status line is gone: tell the client in the stream, as OpenAI does.
@@ -395,6 +492,117 @@ struct Server::Impl {
           if (!success) job->cancel();
           if (!stream_done->exchange(true)) --open_streams;
         });
+  }
+
+  // A grounding model (KOSMOS-2) is no chat model: it continues one prompt about one image.
+  // It gets the text of the conversation's last user message and its last image; requests run
+  // one at a time per model on the handler's thread (up to --max-queue wait for their turn),
+  // and a stream carries the whole answer in one chunk, since the markup is only removed from
+  // the finished text.
+  void chat_grounder(ModelEntry& m, const ChatRequest& cr, const GroundingPlan& plan, Clock::time_point t0,
+                     httplib::Response& res) {
+    if (!cr.stop.empty())
+      invalid_request("'stop' is not supported by model '" + m.id + "' (" + m.family + ")", "stop",
+                      "unsupported_parameter");
+    if (cr.images.empty())
+      invalid_request("model '" + m.id + "' (" + m.family + ") answers about an image: the messages hold none",
+                      "messages", "image_required");
+    std::string prompt;
+    for (size_t i = cr.messages.size(); i-- > 0 && prompt.empty();) {
+      const auto& msg = cr.messages[i];
+      if (msg["role"] != "user") continue;
+      const auto& content = msg["content"];
+      if (content.is_string()) {
+        prompt = content.get<std::string>();
+      } else {
+        for (const auto& part : content)
+          if (part["type"] == "text") prompt += (prompt.empty() ? "" : " ") + part["text"].get<std::string>();
+      }
+      break;
+    }
+    const size_t last = cr.images.size() - 1;
+    const Image image = decode_request_image(cr.images[last], opt.limits, cr.image_params[last]);
+    GroundingRun run;
+    run.max_new_tokens =
+        cr.max_tokens.value_or(std::min<int64_t>(GroundingOptions{}.max_new_tokens, opt.limits.max_tokens));
+    SamplingParams sampling;
+    if (cr.temperature) sampling.temperature = *cr.temperature;
+    if (cr.top_p) sampling.top_p = *cr.top_p;
+    if (cr.seed) sampling.seed = *cr.seed;
+    run.sampling = sampling;
+    const Clock::time_point deadline =
+        t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.timeout_seconds));
+    bool timed_out = false, shut_down = false;
+    run.keep_going = [&] {
+      const Clock::time_point now = Clock::now();
+      timed_out = now >= deadline;
+      shut_down = now.time_since_epoch().count() >= drain_deadline.load();
+      return !timed_out && !shut_down;
+    };
+
+    // One runs, up to --max-queue wait their turn: the scheduler's limits with one slot.
+    struct InFlight {
+      std::atomic<size_t>& n;
+      ~InFlight() { --n; }
+    };
+    const bool admitted = m.grounder_in_flight.fetch_add(1) < opt.max_queue + 1;
+    InFlight in_flight{m.grounder_in_flight};
+    if (!admitted)
+      throw ApiError(429, "the queue of model '" + m.id + "' is full (" + std::to_string(opt.max_queue) + " waiting)",
+                     "rate_limit_error", "", "queue_full");
+    GroundingResult r;
+    {
+      std::unique_lock<std::timed_mutex> lk(m.grounder_m, std::defer_lock);
+      if (!lk.try_lock_until(deadline))
+        throw ApiError(504, "timed out waiting for model '" + m.id + "' (the server's --timeout)", "timeout_error", "",
+                       "timeout");
+      try {
+        r = m.grounder->ground(image, prompt, run);
+      } catch (const Error& e) {
+        invalid_request(std::string("model '") + m.id + "' could not take the prompt: " + e.what(), "messages",
+                        "invalid_prompt");
+      }
+    }
+    if (shut_down)
+      throw ApiError(503, "the server shut down before the answer was finished", "server_error", "", "shutting_down");
+    if (timed_out)
+      throw ApiError(504, "the answer took longer than the server's --timeout", "timeout_error", "", "timeout");
+    metrics.observe_time_to_first_token(std::chrono::duration<double>(Clock::now() - t0).count());
+    metrics.observe_tokens(m.id, r.prompt_tokens, r.new_tokens);
+
+    const std::string id = make_id("chatcmpl-");
+    const int64_t created = unix_now();
+    const json usage = {{"prompt_tokens", r.prompt_tokens},
+                        {"completion_tokens", r.new_tokens},
+                        {"total_tokens", r.prompt_tokens + r.new_tokens}};
+    // The answer is post_process_generation's text: the prompt's words and their continuation,
+    // markup removed, so the entities' spans index into it.
+    const std::string& text = r.grounded.text;
+    json extension;
+    if (plan.format)
+      extension = {{"grounding",
+                    grounding_field(*plan.format, r.grounded, grounding_image(m, plan, cr.images.size(), &image))}};
+    if (!cr.stream) {
+      json out = completion_json(id, created, m.id, text, r.finish_reason, usage);
+      if (plan.format) out["lumen"] = extension;
+      send_json(res, 200, out);
+      return;
+    }
+    std::string events = sse(chunk_json(id, created, m.id, {{"role", "assistant"}, {"content", ""}}, nullptr));
+    if (!text.empty()) events += sse(chunk_json(id, created, m.id, {{"content", text}}, nullptr));
+    json last_chunk = chunk_json(id, created, m.id, json::object(), r.finish_reason);
+    if (plan.format) last_chunk["lumen"] = extension;
+    events += sse(last_chunk);
+    if (cr.include_usage)
+      events += sse({{"id", id},
+                     {"object", "chat.completion.chunk"},
+                     {"created", created},
+                     {"model", m.id},
+                     {"choices", json::array()},
+                     {"usage", usage}});
+    events += "data: [DONE]\n\n";
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(events, "text/event-stream");
   }
 
   static json usage_json(const GenerationJob& job) {
@@ -514,6 +722,7 @@ struct Server::Impl {
     std::call_once(shutdown_once, [this] {
       draining = true;
       const auto grace = std::chrono::milliseconds(static_cast<int64_t>(opt.shutdown_grace_seconds * 1000));
+      drain_deadline = (Clock::now() + std::chrono::duration_cast<Clock::duration>(grace)).time_since_epoch().count();
       // Schedulers end what the grace period does not cover; streams then write their last
       // event. Give them a moment to do so before the listener (and its threads) stop.
       for (auto& m : models)

@@ -1,7 +1,9 @@
 // `lumen serve`: an OpenAI-compatible HTTP server over the checkpoints it was started with.
-// Chat models (VlmSession) get /v1/chat/completions through a GenerationScheduler each; dual
+// Chat models (VlmSession) get /v1/chat/completions through a GenerationScheduler each;
+// grounding models (GroundingSession: KOSMOS-2) get it too, one request at a time; dual
 // encoders (DualEncoderSession) get /v1/embeddings and /v1/classify. The server only talks to
-// those session interfaces, never to a model family.
+// those session interfaces, never to a model family. Chat answers of models that write boxes
+// carry a "grounding" field (api.h grounding_field).
 //
 //   Server s(options);          // loads every model; errors name the directory at fault
 //   int port = s.bind();        // options.port, or a free port when it is 0
@@ -29,6 +31,11 @@ struct ServerOptions {
   double timeout_seconds = 600;     // per chat request, queue wait included
   double shutdown_grace_seconds = 30;
   size_t image_cache_entries = 64;  // per chat model
+  // How chat answers write boxes, for the response's "grounding" field: a format name, "none"
+  // (no field), or empty for each family's default (llava_1_5 for LLaVA; KOSMOS-2 always
+  // kosmos2). Requests may name another with {"lumen": {"box_format": ...}}.
+  std::string box_format;
+  std::string box_geometry = "processor";  // frame of those boxes: processor, identity, pad-square
   Limits limits;
   LoadOptions load;
 };

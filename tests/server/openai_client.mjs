@@ -1,6 +1,8 @@
 // lumen serve through the official `openai` npm client: chat with an image (data URI),
-// streaming, seeded sampling, embeddings (float and base64, text and image inputs), and the
-// SDK's typed errors for a bad key (401), an unknown model (404) and a bad request (400).
+// streaming, seeded sampling, embeddings (float and base64, text and image inputs), lumen's
+// grounding extension (request "lumen" object, response "lumen.grounding") passing through the
+// SDK, and the SDK's typed errors for a bad key (401), an unknown model (404) and a bad
+// request (400).
 //   node tests/server/openai_client.mjs --lumen build/lumen
 import OpenAI from "openai";
 import { args, makeTinyModels, startServer, imageDataUri, check, summary } from "./harness.mjs";
@@ -61,6 +63,20 @@ try {
   check(chunks >= 3, "several chunks: " + chunks);
   check(usage && usage.completion_tokens === r.usage.completion_tokens, "stream usage");
 
+  // lumen's grounding extension rides along: the SDK keeps unknown fields both ways.
+  const g = r.lumen && r.lumen.grounding;
+  check(g && g.format === "llava_1_5" && g.image && g.image.index === 0 && g.image.width > 0, "response carries lumen.grounding");
+  check(g && g.text !== undefined && Array.isArray(g.entities) && Array.isArray(g.warnings), "grounding shape");
+  const q = await client.chat.completions.create({ model: llava, messages, max_tokens: 4, lumen: { box_format: "qwen_vl" } });
+  check(q.lumen && q.lumen.grounding.format === "qwen_vl", "request's lumen.box_format reaches the server");
+  const off = await client.chat.completions.create({ model: llava, messages, max_tokens: 4, lumen: { box_format: "none" } });
+  check(off.lumen === undefined, "box_format none: no extension object");
+  let streamedGrounding = null;
+  for await (const chunk of await client.chat.completions.create({ model: llava, messages, max_tokens: 8, temperature: 0, stream: true })) {
+    if (chunk.lumen) streamedGrounding = chunk.lumen.grounding;
+  }
+  check(JSON.stringify(streamedGrounding) === JSON.stringify(g), "the stream's finishing chunk carries the same grounding");
+
   // Multi-turn chat with the same image, sampled with a seed: same seed, same text.
   const turn2 = [...messages, { role: "assistant", content: text }, { role: "user", content: "And the colours?" }];
   const s1 = await client.chat.completions.create({ model: llava, messages: turn2, max_tokens: 6, temperature: 1, seed: 11 });
@@ -91,6 +107,9 @@ try {
   const br = await expectError(() => client.chat.completions.create({ model: llava, messages: [{ role: "user", content: "hi" }], n: 2 }),
     OpenAI.BadRequestError, 400, "n=2");
   check(br && br.param === "n", "n=2 param");
+  const bf = await expectError(() => client.chat.completions.create({ model: llava, messages: [{ role: "user", content: "hi" }], lumen: { box_format: "hexagons" } }),
+    OpenAI.BadRequestError, 400, "unknown box_format");
+  check(bf && bf.param === "lumen.box_format" && bf.message.includes("hexagons"), "unknown box_format names the field and value");
   await expectError(() => client.chat.completions.create({ model: llava, messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "data:image/png;base64,!!!" } }] }] }),
     OpenAI.BadRequestError, 400, "bad base64");
   await expectError(() => client.embeddings.create({ model: llava, input: "x" }), OpenAI.BadRequestError, 400, "chat model for embeddings");

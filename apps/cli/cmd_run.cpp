@@ -158,7 +158,7 @@ int run(const RunArgs& a) {
   return run_image_text(a, ImageTextSession::from_model(a.model, std::move(model)));
 }
 
-Register reg({"run", "Answer one prompt (with images) using a chat model, streamed",
+Register reg({"run", "Answer one prompt (with images): chat models streamed, BLIP / BLIP-2 by greedy or beam search",
               [](CLI::App* cmd) -> std::function<int()> {
                 auto a = std::make_shared<RunArgs>();
                 cmd->add_option("--model,-m", a->model, "Checkpoint directory (HF layout)")->required();

@@ -1,7 +1,6 @@
 // lumen caption / lumen match: BLIP and BLIP-2 image captioning (greedy or beam search, with an
 // optional text prompt the caption continues; a BLIP VQA checkpoint answers the prompt as a
 // question) and BLIP image-text matching (ITM probability and contrastive cosine).
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -9,7 +8,7 @@
 #include "apps/cli/commands.h"
 #include "apps/cli/image_flags.h"
 #include "families/blip/blip.h"
-#include "families/blip2/blip2.h"
+#include "runtime/image_text_session.h"
 #include "text/tokenizer.h"
 #include "vision/image_processor.h"
 
@@ -31,61 +30,26 @@ Tensor load_pixels(const std::string& model_dir, const std::string& image, const
 
 int run_caption(const CaptionArgs& a) {
   apply_common_flags(a.common);
-  auto model = load_model(a.model);
-  Tokenizer tok = with_context(a.model, [&] { return Tokenizer::from_dir(a.model); });
-  Tensor pv = load_pixels(a.model, a.image, a.decode);
-  const auto t0 = std::chrono::steady_clock::now();
-  std::vector<int64_t> out;
-  size_t skip = 0;  // leading ids that are not text (the [DEC] token)
-  if (const auto* blip = dynamic_cast<const BlipModel*>(model.get())) {
-    BlipDecodeOptions o;
-    o.num_beams = a.beams;
-    o.max_new_tokens = a.max_new_tokens;
-    o.min_new_tokens = a.min_new_tokens;
-    o.length_penalty = a.length_penalty;
-    o.no_repeat_ngram_size = a.no_repeat_ngram;
-    if (blip->can_answer()) {
-      LUMEN_CHECK(!a.prompt.empty(), a.model, " is a BLIP question-answering model: pass the question with --prompt");
-      std::vector<int64_t> q = tok.encode(a.prompt, true).ids;  // [CLS] question [SEP]
-      Tensor ids = Tensor::from_ids(q, {1, static_cast<int64_t>(q.size())});
-      Tensor mask = Tensor::from_ids(std::vector<int64_t>(q.size(), 1), {1, static_cast<int64_t>(q.size())});
-      out = blip->answer(pv, ids, mask, o);
-      skip = 1;
-    } else {
-      // BlipForConditionalGeneration.generate: [CLS] prompt [SEP] -> [DEC] prompt.
-      std::vector<int64_t> prompt = tok.encode(a.prompt, true).ids;
-      LUMEN_CHECK(prompt.size() >= 2, "the tokenizer of ", a.model, " adds no [CLS]/[SEP] around the prompt");
-      prompt[0] = blip->cfg.bos_id;
-      prompt.pop_back();
-      out = blip->caption(pv, prompt, o);
-      skip = 1;
-    }
-  } else if (const auto* blip2 = dynamic_cast<const Blip2Model*>(model.get())) {
-    Blip2Generation g;
-    g.num_beams = a.beams;
-    g.max_new_tokens = a.max_new_tokens;
-    g.min_new_tokens = a.min_new_tokens;
-    g.length_penalty = a.length_penalty;
-    g.no_repeat_ngram_size = a.no_repeat_ngram;
-    if (auto e = tok.eos_id()) g.eos_ids = {*e};
-    std::vector<int64_t> text = tok.encode(a.prompt, blip2->opt != nullptr).ids;  // OPT: bos first
-    if (blip2->t5 && !text.empty() && g.eos_ids.size() == 1 && text.back() != g.eos_ids[0]) text.push_back(g.eos_ids[0]);
-    std::vector<int64_t> ids = blip2->with_image_tokens(text);
-    out = blip2->generate(ids, blip2->image_queries(pv), g);
-    skip = blip2->opt ? ids.size() : 1;
-  } else {
-    fail(a.model, ": family ", model->family(), " does not caption (BLIP and BLIP-2 do)");
-  }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::vector<int64_t> gen(out.begin() + static_cast<std::ptrdiff_t>(std::min(skip, out.size())), out.end());
-  const std::string text = tok.decode(gen, true);
+  ImageTextSession s = ImageTextSession::open(a.model);
+  ImageTextOptions o;
+  o.num_beams = a.beams;
+  o.max_new_tokens = a.max_new_tokens;
+  o.min_new_tokens = a.min_new_tokens;
+  o.length_penalty = a.length_penalty;
+  o.no_repeat_ngram_size = a.no_repeat_ngram;
+  ImageTextResult r = s.generate(decode_image_file(a.image, a.decode), a.prompt, o);
   if (a.common.json) {
-    std::printf("%s\n", nlohmann::json{{"model", a.model}, {"family", model->family()}, {"image", a.image},
-                                       {"caption", text}, {"token_ids", gen}, {"beams", a.beams}, {"seconds", secs}}
+    std::printf("%s\n", nlohmann::json{{"model", a.model},
+                                       {"family", s.model().family()},
+                                       {"image", a.image},
+                                       {"caption", r.text},
+                                       {"token_ids", r.tokens},
+                                       {"beams", a.beams},
+                                       {"seconds", r.seconds}}
                             .dump(2)
                             .c_str());
   } else {
-    std::printf("%s\n", text.c_str());
+    std::printf("%s\n", r.text.c_str());
   }
   return 0;
 }

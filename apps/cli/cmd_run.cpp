@@ -1,11 +1,17 @@
-// lumen run: one prompt (with images) through a chat model, the answer streamed to stdout.
+// lumen run: one prompt (with images) through a model that writes text, picked by what the
+// checkpoint can do: a chat VLM (LLaVA line, ...) gets the prompt through its chat template and
+// streams the answer; an image-to-text model (BLIP captioning / VQA, BLIP-2) gets it as its
+// reference places a prompt (caption prefix, question, LM prompt) and decodes greedily or by
+// beam search.
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "apps/cli/commands.h"
 #include "apps/cli/generation_flags.h"
 #include "apps/cli/image_flags.h"
 #include "runtime/grounding_session.h"
+#include "runtime/image_text_session.h"
 #include "runtime/vlm_session.h"
 #include "vision/image_processor.h"
 
@@ -17,6 +23,7 @@ struct RunArgs {
   std::vector<std::string> images;
   bool raw = false;
   GenerationFlags gen;
+  std::optional<int64_t> beams;
   std::string quant = "stored";
   std::string box_format, box_geometry = "processor";
   DecodeOptions decode;
@@ -31,9 +38,9 @@ nlohmann::ordered_json user_content(size_t images, const std::string& text) {
   return parts;
 }
 
-int run(const RunArgs& a) {
-  apply_common_flags(a.common);
-  VlmSession s = VlmSession::open(a.model, load_options_from(a.quant));
+int run_chat(const RunArgs& a, const VlmSession& s) {
+  LUMEN_CHECK(!a.beams, "--beams: beam search is for BLIP / BLIP-2 checkpoints; a ", s.model().family(),
+              " chat model samples or decodes greedily (see --temperature)");
   std::vector<Image> images;
   for (const auto& path : a.images) images.push_back(decode_image_file(path, a.decode));
   std::string prompt;
@@ -99,7 +106,59 @@ int run(const RunArgs& a) {
   return 0;
 }
 
-Register reg({"run", "Answer one prompt (with images) using a chat model, streamed",
+// BLIP / BLIP-2: one image, the prompt placed as the model's reference does, greedy or beam
+// search; the JSON has the chat path's fields where they mean the same.
+int run_image_text(const RunArgs& a, const ImageTextSession& s) {
+  LUMEN_CHECK(a.images.size() == 1, a.model, ": a ", s.model().family(), " ", s.task(),
+              " model needs exactly one image (-i IMG), got ", a.images.size());
+  LUMEN_CHECK(!a.raw && a.system.empty(), "--raw and --system are for chat models; a ", s.model().family(),
+              " model takes the prompt as it is");
+  LUMEN_CHECK(a.box_format.empty(), "--box-format is for chat models' answers (try `lumen ground --output`)");
+  const GenerationFlags& g = a.gen;
+  LUMEN_CHECK(
+      !g.temperature && !g.top_k && !g.top_p && !g.min_p && !g.repeat_penalty && !g.seed && g.stop.empty() &&
+          !g.ignore_eos,
+      "a ", s.model().family(), " model decodes greedily or by beam search (--beams N): the sampling flags ",
+      "(--temperature, --top-k, --top-p, --min-p, --repeat-penalty, --seed, --stop, --ignore-eos) do not apply");
+  ImageTextOptions o;
+  o.num_beams = a.beams.value_or(1);  // transformers' generate() default
+  o.max_new_tokens = g.max_tokens.value_or(20);
+  LUMEN_CHECK(o.num_beams >= 1 && o.max_new_tokens >= 1, "--beams and --max-tokens must be at least 1");
+  ImageTextResult r = s.generate(decode_image_file(a.images[0], a.decode), a.prompt, o);
+  const double tps = r.seconds > 0 ? static_cast<double>(r.new_tokens) / r.seconds : 0;
+  if (a.common.json) {
+    nlohmann::ordered_json j = {
+        {"model", a.model},
+        {"text", r.text},
+        {"finish_reason", r.finish_reason},
+        {"tokens", r.tokens},
+        {"usage", {{"prompt_tokens", r.prompt_tokens}, {"completion_tokens", r.new_tokens}, {"images", 1}}},
+        {"timings", {{"total_seconds", r.seconds}, {"tokens_per_second", tps}}},
+        {"task", s.task()},
+        {"beams", o.num_beams}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("%s\n", r.text.c_str());
+    std::fprintf(stderr, "[%s] %s, %lld beam%s: %lld new tokens in %.2f s (%.2f tok/s)\n", r.finish_reason.c_str(),
+                 s.task().c_str(), static_cast<long long>(o.num_beams), o.num_beams == 1 ? "" : "s",
+                 static_cast<long long>(r.new_tokens), r.seconds, tps);
+  }
+  return 0;
+}
+
+// Picks the path by what the loaded model can do.
+int run(const RunArgs& a) {
+  apply_common_flags(a.common);
+  std::shared_ptr<const Model> model = load_model(a.model, load_options_from(a.quant));
+  if (dynamic_cast<const VisionLanguageModel*>(model.get()))
+    return run_chat(a, VlmSession::from_model(a.model, std::move(model)));
+  const std::string why = ImageTextSession::unsupported_reason(*model);
+  LUMEN_CHECK(why.empty(), a.model, ": ", why, "; lumen run takes chat models (LLaVA line, ...) and BLIP / BLIP-2 ",
+              "captioning and question-answering checkpoints");
+  return run_image_text(a, ImageTextSession::from_model(a.model, std::move(model)));
+}
+
+Register reg({"run", "Answer one prompt (with images): chat models streamed, BLIP / BLIP-2 by greedy or beam search",
               [](CLI::App* cmd) -> std::function<int()> {
                 auto a = std::make_shared<RunArgs>();
                 cmd->add_option("--model,-m", a->model, "Checkpoint directory (HF layout)")->required();
@@ -115,6 +174,9 @@ Register reg({"run", "Answer one prompt (with images) using a chat model, stream
                                 "Frame of those boxes: processor, identity or pad-square")
                     ->capture_default_str();
                 add_generation_flags(cmd, &a->gen);
+                cmd->add_option("--beams", a->beams,
+                                "BLIP / BLIP-2: beam search with N beams (default 1 = greedy; up to 20 new tokens "
+                                "unless --max-tokens)");
                 add_quant_flag(cmd, &a->quant);
                 add_image_flags(cmd, &a->decode);
                 add_common_flags(cmd, &a->common);
@@ -123,8 +185,13 @@ Register reg({"run", "Answer one prompt (with images) using a chat model, stream
                     "family), images first. Sampling follows generation_config.json unless flags say otherwise.\n\n"
                     "Examples:\n"
                     "  lumen run -m llava-1.5-7b-hf -i cat.jpg -p \"What is in this picture?\"\n"
-                    "  lumen run -m llava-1.5-7b-hf -i a.png -i b.png -p \"Compare the two images.\" --temperature 0.7 --seed 1\n"
-                    "  lumen run -m llava-1.5-7b-hf --raw -i cat.jpg -p \"USER: <image>\\nCaption it. ASSISTANT:\" --json");
+                    "  lumen run -m llava-1.5-7b-hf -i a.png -i b.png -p \"Compare the two images.\" --temperature 0.7 "
+                    "--seed 1\n"
+                    "  lumen run -m llava-1.5-7b-hf --raw -i cat.jpg -p \"USER: <image>\\nCaption it. ASSISTANT:\" "
+                    "--json\n\n"
+                    "BLIP and BLIP-2 take the prompt as their reference does: a VQA checkpoint answers it as a\n"
+                    "question, a captioning checkpoint continues it, BLIP-2 gives it to its language model:\n"
+                    "  lumen run -m blip-vqa-base -i cat.jpg -p \"what is the cat doing?\" --beams 3");
                 return [a] { return run(*a); };
               }});
 

@@ -24,11 +24,16 @@ struct MakeTinyOptions {
   nlohmann::json token_ids = nlohmann::json::object();  // special ids of the tokenizer (bos, eos, pad)
 };
 
+class DualEncoder;
+
 // Loaded model. Capabilities are separate interfaces (DualEncoder below; generators later).
 class Model {
  public:
   virtual ~Model() = default;
   virtual std::string family() const = 0;
+  // The model's contrastive image/text part, or null: the model itself when it is a
+  // DualEncoder; a model with other heads too (BLIP retrieval) returns a view of that part.
+  virtual const DualEncoder* dual_encoder() const;
 };
 
 // Contrastive image/text models (CLIP, SigLIP, ALIGN, ...).
@@ -48,10 +53,20 @@ class DualEncoder : public Model {
   virtual Scoring scoring() const = 0;
   virtual float logit_scale() const = 0;  // already exp()'d
   virtual float logit_bias() const = 0;
+  // P: the width of image_embeds / text_embeds rows.
+  virtual int64_t embedding_dim() const = 0;
+  // Optional finer image-text matching head (BLIP's ITM) that re-scores a few candidates the
+  // embeddings found: pixel_values [B, 3, S, S] against one text (input_ids / attention_mask
+  // [1, L]) -> [B] probabilities that each image matches the text.
+  virtual bool has_match_head() const { return false; }
+  virtual Tensor match_probabilities(const Tensor& pixel_values, const Tensor& input_ids,
+                                     const Tensor& attention_mask) const;
   // Every named intermediate of one forward (for verify and --dump-tensors).
   virtual TensorMap forward_all(const Tensor& pixel_values, const Tensor& input_ids,
                                 const Tensor& attention_mask) const = 0;
 };
+
+inline const DualEncoder* Model::dual_encoder() const { return dynamic_cast<const DualEncoder*>(this); }
 
 struct DecoderLm;
 

@@ -78,6 +78,10 @@ std::unique_ptr<Model> load_model(const std::string& dir, const LoadOptions& opt
   return with_context(dir, [&] { return f.load(dir, options); });
 }
 
+Tensor DualEncoder::match_probabilities(const Tensor&, const Tensor&, const Tensor&) const {
+  fail("family ", family(), " has no image-text matching head");
+}
+
 TensorMap dual_encoder_fixture(const Model& m, const std::string& task, const TensorMap& inputs) {
   LUMEN_CHECK(task == "contrastive_forward", "task '", task, "' is not supported by family ", m.family());
   const auto* de = dynamic_cast<const DualEncoder*>(&m);

@@ -10,14 +10,15 @@ namespace lumen {
 
 DualEncoderSession::DualEncoderSession(std::unique_ptr<Model> m, ImageProcessor p, Tokenizer t)
     : owner_(std::move(m)), processor_(std::move(p)), tokenizer_(std::move(t)) {
-  model_ = dynamic_cast<const DualEncoder*>(owner_.get());
+  model_ = owner_->dual_encoder();
 }
 
 DualEncoderSession DualEncoderSession::open(const std::string& dir) { return from_model(dir, load_model(dir)); }
 
 DualEncoderSession DualEncoderSession::from_model(const std::string& dir, std::unique_ptr<Model> model) {
-  LUMEN_CHECK(dynamic_cast<const DualEncoder*>(model.get()), dir, ": a ", model->family(),
-              " model is not an image/text dual encoder");
+  LUMEN_CHECK(model->dual_encoder(), dir, ": a ", model->family(),
+              " model has no contrastive image/text embeddings (CLIP, SigLIP and BLIP retrieval checkpoints, ",
+              "BlipForImageTextRetrieval, have them)");
   std::string pre = dir + "/preprocessor_config.json";
   LUMEN_CHECK(std::filesystem::exists(pre), dir, ": no preprocessor_config.json (needed to prepare images)");
   ImageProcessor proc = ImageProcessor::from_file(pre);
@@ -28,6 +29,10 @@ DualEncoderSession DualEncoderSession::from_model(const std::string& dir, std::u
 
 Tensor DualEncoderSession::embed_images(const std::vector<Image>& images) const {
   LUMEN_CHECK(!images.empty(), "no images to embed");
+  return model_->image_embeds(pixel_batch(images));
+}
+
+Tensor DualEncoderSession::pixel_batch(const std::vector<Image>& images) const {
   std::vector<Tensor> pv;
   for (const auto& img : images) pv.push_back(processor_.preprocess(img));  // [1, 3, H, W] each
   Shape s = pv[0].shape();
@@ -38,7 +43,7 @@ Tensor DualEncoderSession::embed_images(const std::vector<Image>& images) const 
     LUMEN_CHECK(pv[i].shape() == pv[0].shape(), "image processor produced differing sizes");
     std::memcpy(static_cast<char*>(batch.raw()) + i * one, pv[i].raw(), one);
   }
-  return model_->image_embeds(batch);
+  return batch;
 }
 
 Tensor DualEncoderSession::embed_image_files(const std::vector<std::string>& paths, const DecodeOptions& decode,
@@ -60,6 +65,11 @@ Tensor DualEncoderSession::embed_image_files(const std::vector<std::string>& pat
 
 Tensor DualEncoderSession::embed_texts(const std::vector<std::string>& texts) const {
   LUMEN_CHECK(!texts.empty(), "no texts to embed");
+  auto [ids, mask] = tokenize(texts);
+  return model_->text_embeds(ids, mask);
+}
+
+std::pair<Tensor, Tensor> DualEncoderSession::tokenize(const std::vector<std::string>& texts) const {
   const int64_t pad_to = model_->text_pad_to();
   const int64_t pad_id = tokenizer_.pad_id().value_or(model_->text_pad_id());
   BatchEncoding b = tokenizer_.encode_batch(texts, true, static_cast<size_t>(pad_to), pad_id, true);
@@ -77,7 +87,15 @@ Tensor DualEncoderSession::embed_texts(const std::vector<std::string>& texts) co
   }
   Tensor ids = Tensor::from_ids(b.ids, {b.batch, b.length});
   Tensor mask = model_->text_uses_mask() ? Tensor::from_ids(b.attention_mask, {b.batch, b.length}) : Tensor();
-  return model_->text_embeds(ids, mask);
+  return {ids, mask};
+}
+
+Tensor DualEncoderSession::match_probabilities(const std::vector<Image>& images, const std::string& text) const {
+  LUMEN_CHECK(model_->has_match_head(), "a ", model_->family(),
+              " model has no image-text matching head to re-rank with");
+  LUMEN_CHECK(!images.empty(), "no images to match");
+  auto [ids, mask] = tokenize({text});
+  return model_->match_probabilities(pixel_batch(images), ids, mask);
 }
 
 Tensor DualEncoderSession::logits(const Tensor& image_embeds, const Tensor& text_embeds) const {

@@ -96,22 +96,39 @@ Tensor BlipModel::itm_logits(const Tensor& image_embeds, const Tensor& input_ids
   return itm_head.forward(cls);  // [B, 2]
 }
 
-Tensor BlipModel::itc_scores(const Tensor& image_embeds, const Tensor& input_ids, const Tensor& attention_mask,
-                             Tensor* text_embeds) const {
+Tensor BlipModel::contrastive_image_embeds(const Tensor& image_embeds) const {
   LUMEN_CHECK(can_match(), "this BLIP checkpoint (", kind(), ") has no contrastive projections");
-  const int64_t I = image_embeds.dim(0), T = image_embeds.dim(1), Dv = image_embeds.dim(2);
-  const int64_t B = input_ids.dim(0), L = input_ids.dim(1), D = cfg.text.dim, P = cfg.embed_dim;
-  Tensor h = encode_text(input_ids, attention_mask, nullptr);  // [B*L, D], no cross-attention
-  if (text_embeds) *text_embeds = h.reshape({B, L, D});
-  Tensor img_cls = Tensor::zeros({I, Dv}), txt_cls = Tensor::zeros({B, D});
+  LUMEN_CHECK(image_embeds.ndim() == 3, "image features must be [I, T, Dv], got ", image_embeds.describe());
+  const int64_t I = image_embeds.dim(0), T = image_embeds.dim(1), Dv = image_embeds.dim(2), P = cfg.embed_dim;
+  Tensor img_cls = Tensor::zeros({I, Dv});
   for (int64_t i = 0; i < I; ++i)
     std::memcpy(img_cls.data<float>() + i * Dv, image_embeds.data<float>() + i * T * Dv,
                 static_cast<size_t>(Dv) * sizeof(float));
+  Tensor img = vision_proj.forward(img_cls);  // [I, P]
+  ops::l2_normalize_rows(img.data<float>(), I, P);
+  return img;
+}
+
+Tensor BlipModel::contrastive_text_embeds(const Tensor& input_ids, const Tensor& attention_mask,
+                                          Tensor* text_hidden) const {
+  LUMEN_CHECK(can_match(), "this BLIP checkpoint (", kind(), ") has no contrastive projections");
+  const int64_t B = input_ids.dim(0), L = input_ids.dim(1), D = cfg.text.dim, P = cfg.embed_dim;
+  Tensor h = encode_text(input_ids, attention_mask, nullptr);  // [B*L, D], no cross-attention
+  if (text_hidden) *text_hidden = h.reshape({B, L, D});
+  Tensor txt_cls = Tensor::zeros({B, D});
   for (int64_t b = 0; b < B; ++b)
     std::memcpy(txt_cls.data<float>() + b * D, h.data<float>() + b * L * D, static_cast<size_t>(D) * sizeof(float));
-  Tensor img = vision_proj.forward(img_cls), txt = text_proj.forward(txt_cls);  // [I, P], [B, P]
-  ops::l2_normalize_rows(img.data<float>(), I, P);
+  Tensor txt = text_proj.forward(txt_cls);  // [B, P]
   ops::l2_normalize_rows(txt.data<float>(), B, P);
+  return txt;
+}
+
+Tensor BlipModel::itc_scores(const Tensor& image_embeds, const Tensor& input_ids, const Tensor& attention_mask,
+                             Tensor* text_embeds) const {
+  // The same embeddings `lumen search` indexes and queries with, so the blip_itc fixture checks them.
+  Tensor img = contrastive_image_embeds(image_embeds);                           // [I, P]
+  Tensor txt = contrastive_text_embeds(input_ids, attention_mask, text_embeds);  // [B, P]
+  const int64_t I = img.dim(0), B = txt.dim(0), P = cfg.embed_dim;
   Tensor sim = Tensor::zeros({I, B});
   ops::gemm(false, true, I, B, P, 1.f, img.data<float>(), P, txt.data<float>(), P, 0.f, sim.data<float>(), B);
   return sim;
@@ -323,6 +340,60 @@ void make_tiny_blip(const MakeTinyOptions& o) {
                         {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
                         {"image_std", {0.26862954, 0.26130258, 0.27577711}}, {"do_convert_rgb", true}};
   write_checkpoint(o.out_dir, cfg, pre, init.tensors());
+}
+
+}  // namespace lumen
+
+namespace lumen {
+
+Tensor BlipContrastiveEncoder::image_embeds(const Tensor& pixel_values) const {
+  return m_.contrastive_image_embeds(m_.image_embeds(pixel_values));
+}
+
+Tensor BlipContrastiveEncoder::text_embeds(const Tensor& input_ids, const Tensor& attention_mask) const {
+  return m_.contrastive_text_embeds(input_ids, attention_mask);
+}
+
+int64_t BlipContrastiveEncoder::text_pad_id() const { return m_.cfg.pad_id; }
+int64_t BlipContrastiveEncoder::max_text_length() const { return m_.cfg.text.max_positions; }
+int64_t BlipContrastiveEncoder::embedding_dim() const { return m_.cfg.embed_dim; }
+
+Tensor BlipContrastiveEncoder::match_probabilities(const Tensor& pixel_values, const Tensor& input_ids,
+                                                   const Tensor& attention_mask) const {
+  LUMEN_CHECK(input_ids.ndim() == 2 && input_ids.dim(0) == 1, "one text [1, L] expected, got ", input_ids.describe());
+  Tensor img = m_.image_embeds(pixel_values);  // [B, T, Dv]
+  const int64_t B = img.dim(0), L = input_ids.dim(1);
+  // The ITM head pairs text row i with image i: the one text, once per image.
+  std::vector<int64_t> ids, mask;
+  for (int64_t b = 0; b < B; ++b) {
+    ids.insert(ids.end(), input_ids.data<int64_t>(), input_ids.data<int64_t>() + L);
+    if (attention_mask.defined())
+      mask.insert(mask.end(), attention_mask.data<int64_t>(), attention_mask.data<int64_t>() + L);
+  }
+  Tensor mask_t = attention_mask.defined() ? Tensor::from_ids(mask, {B, L}) : Tensor();
+  Tensor logits = m_.itm_logits(img, Tensor::from_ids(ids, {B, L}), mask_t);  // [B, 2]
+  Tensor p = Tensor::zeros({B});
+  for (int64_t b = 0; b < B; ++b) {
+    const float l0 = logits.data<float>()[2 * b], l1 = logits.data<float>()[2 * b + 1];
+    p.data<float>()[b] = 1.f / (1.f + std::exp(l0 - l1));  // softmax(itm logits)[1]
+  }
+  return p;
+}
+
+TensorMap BlipContrastiveEncoder::forward_all(const Tensor& pixel_values, const Tensor& input_ids,
+                                              const Tensor& attention_mask) const {
+  TensorMap out;
+  Tensor img = m_.image_embeds(pixel_values), text_hidden;
+  out["vision_last_hidden_state"] = img;
+  out["image_embeds"] = m_.contrastive_image_embeds(img);
+  out["text_embeds"] = m_.contrastive_text_embeds(input_ids, attention_mask, &text_hidden);
+  out["text_last_hidden_state"] = text_hidden;
+  const int64_t I = out["image_embeds"].dim(0), T = out["text_embeds"].dim(0), P = embedding_dim();
+  Tensor sim = Tensor::zeros({I, T});
+  ops::gemm(false, true, I, T, P, 1.f, out["image_embeds"].data<float>(), P, out["text_embeds"].data<float>(), P, 0.f,
+            sim.data<float>(), T);
+  out["logits_per_image"] = sim;
+  return out;
 }
 
 }  // namespace lumen

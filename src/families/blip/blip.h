@@ -38,8 +38,43 @@ struct BlipDecodeOptions {
   int64_t no_repeat_ngram_size = 0;
 };
 
+class BlipModel;
+
+// The contrastive half of a BLIP retrieval checkpoint as a DualEncoder, so the embedding front
+// ends (`lumen search`, `embed`, `classify`) take it like CLIP: normalize(vision_proj(image
+// [CLS])) and normalize(text_proj(text-only encoder [CLS])), as BlipForImageTextRetrieval with
+// use_itm_head=False computes them; its ITM head re-scores candidates (match_probabilities).
+// The score is the plain cosine: the HF checkpoint keeps no contrastive temperature.
+class BlipContrastiveEncoder : public DualEncoder {
+ public:
+  explicit BlipContrastiveEncoder(const BlipModel& m) : m_(m) {}
+  std::string family() const override { return "blip"; }
+  Tensor image_embeds(const Tensor& pixel_values) const override;
+  Tensor text_embeds(const Tensor& input_ids, const Tensor& attention_mask) const override;
+  int64_t text_pad_to() const override { return 0; }  // BlipProcessor pads to the longest
+  int64_t text_pad_id() const override;
+  bool text_uses_mask() const override { return true; }
+  int64_t max_text_length() const override;
+  Scoring scoring() const override { return Scoring::Softmax; }
+  float logit_scale() const override { return 1.f; }
+  float logit_bias() const override { return 0.f; }
+  int64_t embedding_dim() const override;
+  bool has_match_head() const override { return true; }
+  Tensor match_probabilities(const Tensor& pixel_values, const Tensor& input_ids,
+                             const Tensor& attention_mask) const override;
+  TensorMap forward_all(const Tensor& pixel_values, const Tensor& input_ids,
+                        const Tensor& attention_mask) const override;
+
+ private:
+  const BlipModel& m_;
+};
+
 class BlipModel : public Model {
  public:
+  BlipModel() : contrastive_(std::make_unique<BlipContrastiveEncoder>(*this)) {}
+  BlipModel(const BlipModel&) = delete;  // contrastive_ points back at this object
+  BlipModel& operator=(const BlipModel&) = delete;
+
   BlipConfig cfg;
   BlipVisionModel vision;
   std::unique_ptr<BertTextModel> text_encoder;  // retrieval, VQA
@@ -53,6 +88,8 @@ class BlipModel : public Model {
   bool can_answer() const { return text_decoder && text_encoder; }
   bool can_match() const { return text_encoder && !itm_head.weight.empty(); }
   std::string kind() const;  // "captioning", "retrieval", "question answering"
+  // Retrieval checkpoints: the contrastive part (null for captioning and VQA).
+  const DualEncoder* dual_encoder() const override { return can_match() ? contrastive_.get() : nullptr; }
 
   // pixel_values [B, 3, S, S] -> vision last_hidden_state [B, 1+N, Dv] (post-LN).
   Tensor image_embeds(const Tensor& pixel_values) const;
@@ -64,6 +101,12 @@ class BlipModel : public Model {
   // ITM logits [B, 2] (index 1 = match) of text row i against image i.
   Tensor itm_logits(const Tensor& image_embeds, const Tensor& input_ids, const Tensor& attention_mask,
                     Tensor* question_embeds = nullptr) const;
+  // Contrastive embeddings: vision last_hidden_state [I, T, Dv] -> normalize(vision_proj(CLS))
+  // [I, P]; ids/mask [B, L] through the text encoder without the image -> normalize(text_proj(CLS))
+  // [B, P] (text_hidden, when given, receives the encoder output [B, L, Dt]).
+  Tensor contrastive_image_embeds(const Tensor& image_embeds) const;
+  Tensor contrastive_text_embeds(const Tensor& input_ids, const Tensor& attention_mask,
+                                 Tensor* text_hidden = nullptr) const;
   // Cosine similarities [I, T] of normalize(vision_proj(image CLS)) and normalize(text_proj(text CLS)).
   Tensor itc_scores(const Tensor& image_embeds, const Tensor& input_ids, const Tensor& attention_mask,
                     Tensor* text_embeds = nullptr) const;
@@ -77,6 +120,7 @@ class BlipModel : public Model {
                               Tensor* question_embeds = nullptr) const;
 
  private:
+  std::unique_ptr<BlipContrastiveEncoder> contrastive_;
   std::vector<int64_t> decode(const Tensor& memory, int64_t Lm, const std::vector<int64_t>& prompt,
                               const BlipDecodeOptions& o, std::vector<std::vector<float>>* step_logits) const;
 };

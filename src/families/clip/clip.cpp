@@ -114,6 +114,7 @@ class ClipModel : public DualEncoder {
   Scoring scoring() const override { return Scoring::Softmax; }
   float logit_scale() const override { return std::exp(logit_scale_param.data<float>()[0]); }
   float logit_bias() const override { return 0.f; }
+  int64_t embedding_dim() const override { return cfg.projection_dim; }
 
   TensorMap forward_all(const Tensor& pixel_values, const Tensor& ids, const Tensor& mask) const override {
     TensorMap out;

@@ -145,6 +145,7 @@ class SiglipModel : public DualEncoder {
   Scoring scoring() const override { return Scoring::Sigmoid; }
   float logit_scale() const override { return std::exp(logit_scale_param.data<float>()[0]); }
   float logit_bias() const override { return logit_bias_param.data<float>()[0]; }
+  int64_t embedding_dim() const override { return cfg.projection_size; }
 
   TensorMap forward_all(const Tensor& pixel_values, const Tensor& ids, const Tensor& mask) const override {
     TensorMap out;

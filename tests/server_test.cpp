@@ -14,6 +14,7 @@
 #include "core/sha256.h"
 #include "families/family.h"
 #include "grounding/draw.h"
+#include "runtime/dual_encoder_session.h"
 #include "runtime/grounding_session.h"
 #include "runtime/scheduler.h"
 #include "server/api.h"
@@ -569,6 +570,32 @@ TEST_F(ServerHttp, ChatWithImageNonStreamingAndStreamingAgree) {
   EXPECT_EQ(streamed, text);  // greedy: the same answer either way
   EXPECT_EQ(streamed_finish, finish);
   EXPECT_EQ(usage["completion_tokens"], j["usage"]["completion_tokens"]);
+}
+
+// A BLIP retrieval checkpoint serves /v1/embeddings through its contrastive part: the vectors
+// are the ones `lumen search` stores (DualEncoderSession on the same directory).
+TEST(ServerBlip, RetrievalCheckpointServesEmbeddings) {
+  const std::string dir = testing_util::temp_dir("serve_blip_retrieval");
+  auto mk = run_cli("make-tiny -f blip --arch tiny-retrieval -o " + dir + " --force --seed 3");
+  ASSERT_EQ(mk.status, 0) << mk.output;
+  server::ServerOptions o;
+  o.models = {dir};
+  o.port = 0;
+  server::Server srv(o);
+  const int port = srv.bind();
+  std::thread t([&] { srv.listen(); });
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60, 0);
+  const std::string id = std::filesystem::path(dir).filename().string();
+  auto r = c.Post("/v1/embeddings", json{{"model", id}, {"input", {"a cat on a mat"}}}.dump(), "application/json");
+  srv.shutdown();
+  t.join();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto served = json::parse(r->body)["data"][0]["embedding"].get<std::vector<float>>();
+  const Tensor want = DualEncoderSession::open(dir).embed_texts({"a cat on a mat"});
+  ASSERT_EQ(static_cast<int64_t>(served.size()), want.dim(1));
+  for (size_t i = 0; i < served.size(); ++i) EXPECT_NEAR(served[i], want.data<float>()[i], 1e-6) << i;
 }
 
 TEST_F(ServerHttp, EmbeddingsFloatAndBase64AndClassify) {

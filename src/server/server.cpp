@@ -138,7 +138,7 @@ struct Server::Impl {
       const std::string pre = dir + "/preprocessor_config.json";
       if (std::filesystem::exists(pre))
         e->processor = std::make_shared<const ImageProcessor>(ImageProcessor::from_file(pre));
-    } else if (dynamic_cast<const DualEncoder*>(model.get())) {
+    } else if (model->dual_encoder()) {  // CLIP, SigLIP, and BLIP retrieval's contrastive part
       e->kind = "embedding";
       e->dual = std::make_unique<DualEncoderSession>(DualEncoderSession::from_model(dir, std::move(model)));
     } else if (GroundingSession::serves_model(*model)) {

@@ -36,6 +36,13 @@ struct BlipDecodeOptions {
   float length_penalty = 1.f;
   BeamSearchParams::EarlyStopping early_stopping = BeamSearchParams::EarlyStopping::False;
   int64_t no_repeat_ngram_size = 0;
+  // Decode over a KV cache (self-attention keys/values kept, the image's cross-attention
+  // keys/values computed once). false re-runs the decoder over the whole prefix every step: the
+  // reference the cached path is tested against.
+  bool use_cache = true;
+  // Whether the decoder's EOS ([SEP]) ends the caption; benchmarks turn it off to decode a fixed
+  // number of tokens.
+  bool stop_at_eos = true;
 };
 
 class BlipModel : public Model {

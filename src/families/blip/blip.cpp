@@ -184,9 +184,17 @@ std::vector<int64_t> BlipModel::caption(const Tensor& pixel_values, const std::v
   LUMEN_CHECK(text_decoder, "this BLIP checkpoint (", kind(), ") cannot caption");
   LUMEN_CHECK(pixel_values.ndim() == 4 && pixel_values.dim(0) == 1, "caption takes one image, got ",
               pixel_values.describe());
+  return caption_image(image_embeds(pixel_values), prompt, o, step_logits);
+}
+
+std::vector<int64_t> BlipModel::caption_image(const Tensor& img, const std::vector<int64_t>& prompt,
+                                              const BlipDecodeOptions& o,
+                                              std::vector<std::vector<float>>* step_logits) const {
+  LUMEN_CHECK(text_decoder, "this BLIP checkpoint (", kind(), ") cannot caption");
+  LUMEN_CHECK(img.ndim() == 3 && img.dim(0) == 1, "caption takes one image's embeddings [1, T, D], got ",
+              img.describe());
   LUMEN_CHECK(!prompt.empty(), "the decoder prompt must start with the [DEC] token ", cfg.bos_id);
-  Tensor img = image_embeds(pixel_values);  // [1, T, Dv]
-  return decode(img.reshape({img.dim(1), img.dim(2)}), img.dim(1), prompt, o, step_logits);
+  return decode(img.reshape({img.dim(1), img.dim(2)}), img.dim(1), prompt, o, step_logits);  // img: [1, T, Dv]
 }
 
 std::vector<int64_t> BlipModel::answer(const Tensor& pixel_values, const Tensor& question_ids,

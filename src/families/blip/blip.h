@@ -79,6 +79,10 @@ class BlipModel : public Model {
   // the decoder starts from [bos].
   std::vector<int64_t> caption(const Tensor& pixel_values, const std::vector<int64_t>& prompt,
                                const BlipDecodeOptions& o, std::vector<std::vector<float>>* step_logits = nullptr) const;
+  // caption() from image_embeds [1, T, Dv] already computed (benchmarks time the two apart).
+  std::vector<int64_t> caption_image(const Tensor& image_embeds, const std::vector<int64_t>& prompt,
+                                     const BlipDecodeOptions& o,
+                                     std::vector<std::vector<float>>* step_logits = nullptr) const;
   std::vector<int64_t> answer(const Tensor& pixel_values, const Tensor& question_ids, const Tensor& question_mask,
                               const BlipDecodeOptions& o, std::vector<std::vector<float>>* step_logits = nullptr,
                               Tensor* question_embeds = nullptr) const;

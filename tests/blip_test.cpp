@@ -253,6 +253,20 @@ TEST(BlipDecoderCache, EqualsTheUncachedFullRerun) {
   }
 }
 
+// `lumen bench blip/blip2` (not timed here): EOS never ends a caption, so every run decodes the
+// asked number of tokens, and the report has both phases.
+TEST(BlipCli, BenchDecodesAFixedNumberOfTokens) {
+  for (const char* family : {"blip", "blip2_opt"}) {
+    const std::string what = std::string(family) == "blip" ? "blip" : "blip2";
+    nlohmann::json j = run_json("bench " + what + " --model " + make_tiny(family, "tiny") +
+                                " --images 1 --warmup 0 --max-new-tokens 7 --beams 2 --threads 1");
+    const size_t prompt = what == "blip" ? 1 : j["prompt_tokens"].get<size_t>();
+    EXPECT_EQ(j["first_caption_ids"].size(), prompt + 7) << family;
+    EXPECT_GT(j["encode_s"].get<double>(), 0.0) << family;
+    EXPECT_GT(j["decode_s"].get<double>(), 0.0) << family;
+  }
+}
+
 TEST(BlipCli, MatchGivesProbabilitiesAndCosines) {
   const std::string dir = make_tiny("blip", "tiny-retrieval");
   nlohmann::json j = run_json("match -m " + dir + " -i " + kImage + " --text 'a dog on a sofa' --text 'two cars'");

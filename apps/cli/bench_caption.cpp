@@ -108,8 +108,8 @@ int print(const CaptionBenchArgs& a, const nlohmann::ordered_json& r) {
   std::printf("  %-8s %8.3f captions/s  %8.3f s/caption  (encode %.3f s, decode %.3f s = %.1f tokens/s)\n", "lumen",
               r["captions_per_s"].get<double>(), r["s_per_caption"].get<double>(), r["encode_s"].get<double>(),
               r["decode_s"].get<double>(), r["decode_tokens_per_s"].get<double>());
-  std::printf("  %-8s CPU time %.3f s/caption (encode %.3f s, decode %.3f s)\n", "", r["cpu_s_per_caption"].get<double>(),
-              r["encode_cpu_s"].get<double>(), r["decode_cpu_s"].get<double>());
+  std::printf("  %-8s CPU time %.3f s/caption (encode %.3f s, decode %.3f s)\n", "",
+              r["cpu_s_per_caption"].get<double>(), r["encode_cpu_s"].get<double>(), r["decode_cpu_s"].get<double>());
   for (const auto& p : r["peers"]) {
     if (p.contains("error")) {
       std::printf("  %-8s error: %s\n", p.value("peer", "?").c_str(), p["error"].get<std::string>().c_str());
@@ -203,7 +203,9 @@ int run_blip(const CaptionBenchArgs& a) {
         j["lumen_speedup"] = r["captions_per_s"].get<double>() / j["captions_per_s"].get<double>();
         if (j.contains("cpu_s_per_caption"))
           j["lumen_cpu_speedup"] = j["cpu_s_per_caption"].get<double>() / r["cpu_s_per_caption"].get<double>();
-        if (j.contains("first_caption_ids")) j["same_ids"] = j["first_caption_ids"] == r["first_caption_ids"];
+        if (j.contains("first_caption_ids"))
+          j["same_ids"] = j["first_caption_ids"].get<std::vector<int64_t>>() ==
+                          r["first_caption_ids"].get<std::vector<int64_t>>();
       }
       peers.push_back(j);
     }

@@ -192,7 +192,8 @@ Register reg({"bench", "Benchmark CLIP image encoding, a LLaVA answer, BLIP / BL
                                 "llava-1.5-7b (default), llava-v1.6-mistral-7b; blip blip-base; blip2 blip2-opt-2.7b")
                     ->each([a](const std::string&) { a->arch_given = true; });
                 cmd->add_option("--quant", a->quant,
-                                "llava, blip2: linear weight format f16 (default), q8_0, bf16, f32; blip: f32 (default)")
+                                "llava, blip2: linear weight format f16 (default), q8_0, bf16, f32; "
+                                "blip: f32 (default)")
                     ->each([a](const std::string&) { a->quant_given = true; });
                 cmd->add_option("--beams", a->beams, "blip, blip2: beam width (1 = greedy)")->capture_default_str();
                 cmd->add_option("--max-new-tokens", a->max_new_tokens,
@@ -208,7 +209,8 @@ Register reg({"bench", "Benchmark CLIP image encoding, a LLaVA answer, BLIP / BL
                 cmd->add_option("--batch,-b", a->batch, "Images per forward")->capture_default_str();
                 cmd->add_option("--iters", a->iters, "Timed iterations (default: about 10 s worth)");
                 cmd->add_option("--warmup", a->warmup, "Untimed iterations first")->capture_default_str();
-                cmd->add_flag("--peers", a->peers, "clip: also run ONNX Runtime and PyTorch, blip: PyTorch, on the same weights");
+                cmd->add_flag("--peers", a->peers,
+                              "clip: also run ONNX Runtime and PyTorch, blip: PyTorch, on the same weights");
                 cmd->add_option("--cache-dir", a->cache_dir, "Where random checkpoints are kept (default ~/.cache/lumen/bench)");
                 add_common_flags(cmd, &a->common);
                 cmd->footer(

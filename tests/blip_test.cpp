@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -169,6 +170,100 @@ TEST(BlipCli, CaptionMatchesTheLibraryGreedyAndBeam) {
     ASSERT_EQ(want.size(), 7u);
     EXPECT_EQ(j["token_ids"].get<std::vector<int64_t>>(), std::vector<int64_t>(want.begin() + 1, want.end()))
         << "beams " << beams;
+  }
+}
+
+// The decoder's KV cache gives the logits a full re-run over the prefix gives, including after
+// beam reorders that permute rows and duplicate a parent.
+TEST(BlipDecoderCache, EqualsTheUncachedFullRerun) {
+  const std::string dir = make_tiny("blip", "tiny");
+  auto model = load_model(dir);
+  const auto& blip = dynamic_cast<const BlipModel&>(*model);
+  const BertTextModel& dec = *blip.text_decoder;
+  Tensor pv =
+      ImageProcessor::from_file(dir + "/preprocessor_config.json").process({decode_image_file(kImage)}).pixel_values;
+  Tensor img = blip.image_embeds(pv);  // [1, T, Dv]
+  const int64_t T = img.dim(1), V = blip.cfg.text.vocab_size;
+  Tensor memory = img.reshape({T, img.dim(2)});
+  auto max_diff = [](const float* a, const float* b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; ++i) m = std::max(m, std::fabs(static_cast<double>(a[i]) - b[i]));
+    return m;
+  };
+  // Last-position logits of each sequence, re-running the decoder over all of it.
+  auto rerun = [&](const std::vector<std::vector<int64_t>>& seqs) {
+    const int64_t n = static_cast<int64_t>(seqs.size()), L = static_cast<int64_t>(seqs[0].size());
+    Tensor rep = Tensor::zeros({n * T, memory.dim(1)});
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(rep.data<float>() + i * memory.numel(), memory.data<float>(),
+                  static_cast<size_t>(memory.numel()) * sizeof(float));
+    std::vector<int64_t> ids;
+    for (const auto& q : seqs) ids.insert(ids.end(), q.begin(), q.end());
+    Tensor all = blip.decoder_logits(ids.data(), n, L, rep, T);
+    Tensor last = Tensor::zeros({n, V});
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(last.data<float>() + i * V, all.data<float>() + (i * L + L - 1) * V,
+                  static_cast<size_t>(V) * sizeof(float));
+    return last;
+  };
+  const int64_t rows = 3, prompt_len = 2;
+  std::vector<std::vector<int64_t>> seqs(rows, std::vector<int64_t>{blip.cfg.bos_id, 1037});
+  BertDecoderCache cache = dec.new_decoder_cache(memory, rows, prompt_len + 6);
+  Tensor h = dec.forward_cached(seqs[0].data(), 1, prompt_len, cache);
+  cache.broadcast_first_row();
+  EXPECT_EQ(cache.copied_positions, (rows - 1) * prompt_len);
+  Tensor got = blip.lm_head.forward(h.data<float>() + (prompt_len - 1) * blip.cfg.text.dim, 1);
+  EXPECT_LT(max_diff(got.data<float>(), rerun({seqs[0]}).data<float>(), V), 1e-5);
+  // Steps: the rows keep their parents, permute them, duplicate one (two rows copy it).
+  const std::vector<std::vector<int64_t>> parents{{0, 1, 2}, {2, 0, 1}, {1, 1, 0}, {2, 2, 2}};
+  const std::vector<int64_t> copies{0, 0, 1, 2};
+  int64_t step = 0;
+  for (const auto& parent : parents) {
+    std::vector<std::vector<int64_t>> next(rows);
+    std::vector<int64_t> last(rows);
+    for (int64_t i = 0; i < rows; ++i) {
+      next[static_cast<size_t>(i)] = seqs[static_cast<size_t>(parent[static_cast<size_t>(i)])];
+      last[static_cast<size_t>(i)] = 2000 + 17 * i + 5 * step;  // distinct tokens per row and step
+      next[static_cast<size_t>(i)].push_back(last[static_cast<size_t>(i)]);
+    }
+    seqs = next;
+    const int64_t before = cache.copied_positions;
+    cache.reorder(parent);
+    EXPECT_EQ(cache.copied_positions - before, copies[static_cast<size_t>(step)] * cache.length) << "step " << step;
+    Tensor hs = dec.forward_cached(last.data(), rows, 1, cache);
+    Tensor cached = blip.lm_head.forward(hs.data<float>(), rows);
+    EXPECT_LT(max_diff(cached.data<float>(), rerun(seqs).data<float>(), rows * V), 1e-5) << "step " << step;
+    ++step;
+  }
+  // Whole decodes: greedy step logits and beam results agree with use_cache off.
+  for (int64_t beams : {1, 3}) {
+    BlipDecodeOptions o;
+    o.num_beams = beams;
+    o.max_new_tokens = 8;
+    o.stop_at_eos = false;
+    std::vector<std::vector<float>> with_cache, without;
+    std::vector<int64_t> a = blip.caption(pv, {blip.cfg.bos_id}, o, &with_cache);
+    o.use_cache = false;
+    std::vector<int64_t> b = blip.caption(pv, {blip.cfg.bos_id}, o, &without);
+    EXPECT_EQ(a, b) << "beams " << beams;
+    EXPECT_EQ(a.size(), 9u);
+    ASSERT_EQ(with_cache.size(), without.size());
+    for (size_t i = 0; i < with_cache.size(); ++i)
+      EXPECT_LT(max_diff(with_cache[i].data(), without[i].data(), V), 1e-5) << "step " << i;
+  }
+}
+
+// `lumen bench blip/blip2` (not timed here): EOS never ends a caption, so every run decodes the
+// asked number of tokens, and the report has both phases.
+TEST(BlipCli, BenchDecodesAFixedNumberOfTokens) {
+  for (const char* family : {"blip", "blip2_opt"}) {
+    const std::string what = std::string(family) == "blip" ? "blip" : "blip2";
+    nlohmann::json j = run_json("bench " + what + " --model " + make_tiny(family, "tiny") +
+                                " --images 1 --warmup 0 --max-new-tokens 7 --beams 2 --threads 1");
+    const size_t prompt = what == "blip" ? 1 : j["prompt_tokens"].get<size_t>();
+    EXPECT_EQ(j["first_caption_ids"].size(), prompt + 7) << family;
+    EXPECT_GT(j["encode_s"].get<double>(), 0.0) << family;
+    EXPECT_GT(j["decode_s"].get<double>(), 0.0) << family;
   }
 }
 

@@ -2,14 +2,13 @@
 // checkpoint on disk (a 7B model is ~13 GB in f16): image encoding (the CLIP tower and the
 // projector), prefill of image + text tokens, and decode. Decode reads every LM weight once per
 // token, so its speed is compared with the machine's read bandwidth measured in the same run.
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "apps/cli/bench_llava.h"
+#include "apps/cli/bench_weights.h"
 #include "bench/membw.h"
 #include "core/threads.h"
 #include "families/llava/llava.h"
@@ -17,73 +16,7 @@
 namespace lumen::cli {
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-double peak_rss_gib() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is KiB
-}
-
-// Fills a tensor with uniform values of the init scheme's scale, fast (xorshift per row block):
-// the values do not matter for timing, only that they are finite and not all equal.
-void fill_random(Tensor& t, Init init, uint64_t seed) {
-  const Shape& s = t.shape();
-  int64_t fan_in = 1;
-  for (size_t i = 1; i < s.size(); ++i) fan_in *= s[i];
-  const float scale = init == Init::Matrix ? 1.7f / std::sqrt(static_cast<float>(fan_in))
-                      : init == Init::NormWeight ? 0.1f
-                                                 : 0.05f;
-  const float base = init == Init::NormWeight ? 1.f : 0.f;
-  float* p = t.data<float>();
-  const int64_t n = t.numel(), block = 1 << 16;
-  parallel_for((n + block - 1) / block, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      uint64_t x = seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(b) * 0xBF58476D1CE4E5B9ull + 1;
-      for (int64_t i = b * block; i < std::min(n, (b + 1) * block); ++i) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        const float u = static_cast<float>(x >> 40) * (1.f / 16777216.f);  // [0, 1)
-        p[i] = base + scale * (2.f * u - 1.f);
-      }
-    }
-  });
-}
-
-// Random parameters straight into the chosen linear format: one layer's f32 at a time.
-class RandomWeightsVisitor : public ParamVisitor {
- public:
-  explicit RandomWeightsVisitor(WeightFormat f) : format_(f) {}
-  void param(const std::string&, const Shape& shape, Init init, Tensor* slot) override {
-    *slot = Tensor::zeros(shape);
-    fill_random(*slot, init, ++seed_);
-  }
-  void scalar(const std::string& name, const Shape& shape, float, Tensor* slot) override {
-    param(name, shape, Init::Vector, slot);
-  }
-  bool has(const std::string& name) const override {
-    // The layout lumen's make-tiny writes (language_model.model.*, vision_tower.*).
-    return name.rfind("model.", 0) != 0;
-  }
-  void linear_weight(const std::string& name, const Shape& shape, Init init, LinearWeight* slot) override {
-    Tensor t;
-    param(name, shape, init, &t);
-    const bool q8_ok = format_ != WeightFormat::Q8_0 || shape[1] % kQ8BlockSize == 0;
-    *slot = ops::make_linear_weight(t, q8_ok ? format_ : WeightFormat::F16);
-    bytes_ += slot->bytes();
-  }
-  size_t bytes() const { return bytes_; }
-
- private:
-  WeightFormat format_;
-  uint64_t seed_ = 0;
-  size_t bytes_ = 0;
-};
+using clock_type = bench_clock;
 
 size_t linear_bytes(const Linear& l) { return l.weight.bytes(); }
 
@@ -100,7 +33,8 @@ int run_llava_bench(const LlavaBenchArgs& a) {
   m.cfg = LlavaConfig::from_hf(cfg_json, a.arch + " preset");
   std::fprintf(stderr, "bench llava: building random %s weights (%s)...\n", a.arch.c_str(), a.quant.c_str());
   auto t0 = clock_type::now();
-  RandomWeightsVisitor weights(format);
+  // The layout lumen's make-tiny writes (language_model.model.*, vision_tower.*).
+  RandomWeightsVisitor weights(format, [](const std::string& name) { return name.rfind("model.", 0) != 0; });
   m.visit(weights);
   const double build_s = seconds_since(t0);
 

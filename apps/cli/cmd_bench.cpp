@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "apps/cli/bench_caption.h"
 #include "apps/cli/bench_llava.h"
 #include "apps/cli/commands.h"
 #include "blocks/vit.h"
@@ -24,8 +25,10 @@ struct BenchArgs {
   std::string arch = "vit-b-32";
   bool arch_given = false;
   std::string quant = "f16";
+  bool quant_given = false;
   int64_t text_tokens = 64;
   int decode_tokens = 16;
+  int beams = 1, max_new_tokens = 20, images = 3;  // blip, blip2
   bool random_weights = false;
   std::string model;
   int batch = 1;
@@ -76,7 +79,24 @@ int run(const BenchArgs& a) {
     LUMEN_CHECK(a.model.empty(), "bench llava builds its own random weights (--random-weights); --model is for clip");
     return run_llava_bench(l);
   }
-  LUMEN_CHECK(a.what == "clip", "lumen bench knows 'clip' (image encoding) and 'llava' (answering), not '", a.what, "'");
+  if (a.what == "blip" || a.what == "blip2") {
+    CaptionBenchArgs c;
+    c.what = a.what;
+    c.arch = a.arch_given ? a.arch : (a.what == "blip" ? "blip-base" : "blip2-opt-2.7b");
+    c.model = a.model;
+    c.random_weights = a.random_weights;
+    c.quant = a.quant_given ? a.quant : "";
+    c.beams = a.beams;
+    c.max_new_tokens = a.max_new_tokens;
+    c.images = a.images;
+    c.warmup = a.warmup;
+    c.peers = a.peers;
+    c.json = a.common.json;
+    c.cache_dir = a.cache_dir.empty() ? default_cache_dir() : a.cache_dir;
+    return run_caption_bench(c);
+  }
+  LUMEN_CHECK(a.what == "clip", "lumen bench knows 'clip' (image encoding), 'llava' (answering), 'blip' and 'blip2' "
+              "(captioning), not '", a.what, "'");
   LUMEN_CHECK(a.random_weights != !a.model.empty(), "give either --random-weights or --model DIR");
   LUMEN_CHECK(a.batch >= 1, "--batch must be at least 1");
   std::string dir = a.model;
@@ -163,15 +183,23 @@ int run(const BenchArgs& a) {
   return 0;
 }
 
-Register reg({"bench", "Benchmark CLIP image encoding (with peers) or a LLaVA answer (image, prefill, decode)",
+Register reg({"bench", "Benchmark CLIP image encoding, a LLaVA answer, BLIP / BLIP-2 captioning (with peers)",
               [](CLI::App* cmd) -> std::function<int()> {
                 auto a = std::make_shared<BenchArgs>();
-                cmd->add_option("what", a->what, "What to benchmark: clip, llava")->required();
+                cmd->add_option("what", a->what, "What to benchmark: clip, llava, blip, blip2")->required();
                 cmd->add_option("--arch", a->arch,
                                 "Architecture: clip vit-b-32 (default), vit-b-16, vit-l-14, vit-l-14-336; llava "
-                                "llava-1.5-7b (default), llava-v1.6-mistral-7b")
+                                "llava-1.5-7b (default), llava-v1.6-mistral-7b; blip blip-base; blip2 blip2-opt-2.7b")
                     ->each([a](const std::string&) { a->arch_given = true; });
-                cmd->add_option("--quant", a->quant, "llava: linear weight format f16 (default), q8_0, bf16, f32");
+                cmd->add_option("--quant", a->quant,
+                                "llava, blip2: linear weight format f16 (default), q8_0, bf16, f32; "
+                                "blip: f32 (default)")
+                    ->each([a](const std::string&) { a->quant_given = true; });
+                cmd->add_option("--beams", a->beams, "blip, blip2: beam width (1 = greedy)")->capture_default_str();
+                cmd->add_option("--max-new-tokens", a->max_new_tokens,
+                                "blip, blip2: tokens per caption (EOS does not stop it)")
+                    ->capture_default_str();
+                cmd->add_option("--images", a->images, "blip, blip2: timed captions")->capture_default_str();
                 cmd->add_option("--text-tokens", a->text_tokens, "llava: text tokens after the image in the prefill")
                     ->capture_default_str();
                 cmd->add_option("--decode-tokens", a->decode_tokens, "llava: tokens to decode (median step reported)")
@@ -181,16 +209,20 @@ Register reg({"bench", "Benchmark CLIP image encoding (with peers) or a LLaVA an
                 cmd->add_option("--batch,-b", a->batch, "Images per forward")->capture_default_str();
                 cmd->add_option("--iters", a->iters, "Timed iterations (default: about 10 s worth)");
                 cmd->add_option("--warmup", a->warmup, "Untimed iterations first")->capture_default_str();
-                cmd->add_flag("--peers", a->peers, "Also run ONNX Runtime and PyTorch on the same weights (bench/peers)");
+                cmd->add_flag("--peers", a->peers,
+                              "clip: also run ONNX Runtime and PyTorch, blip: PyTorch, on the same weights");
                 cmd->add_option("--cache-dir", a->cache_dir, "Where random checkpoints are kept (default ~/.cache/lumen/bench)");
                 add_common_flags(cmd, &a->common);
                 cmd->footer(
                     "Examples:\n"
                     "  lumen bench clip --arch vit-b-32 --random-weights --batch 8 --threads 2 --peers\n"
                     "  lumen bench llava --arch llava-1.5-7b --random-weights --quant q8_0\n"
+                    "  lumen bench blip --arch blip-base --random-weights --threads 2 --peers\n"
+                    "  lumen bench blip2 --arch blip2-opt-2.7b --random-weights --quant f16 --images 1\n"
                     "bench llava builds random weights in memory (no checkpoint written) and reports image encode,\n"
                     "prefill of 576 image + 64 text tokens, decode tokens/s against the measured read bandwidth,\n"
-                    "and peak RSS.");
+                    "and peak RSS. bench blip / blip2 time captions/s (image encode and decode apart) with a fixed\n"
+                    "number of new tokens; see bench/README.md.");
                 return [a] { return run(*a); };
               }});
 

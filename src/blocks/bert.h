@@ -31,6 +31,19 @@ struct BertAttention {
   // x [B*Lq, D] -> LayerNorm(x + attention output) [B*Lq, D].
   Tensor forward(const Tensor& x, int64_t B, int64_t Lq, bool causal, const int64_t* self_keep,
                  const AttentionSource& src) const;
+  // Keys and values of `src` rows [N, Dkv] -> k, v [N, D] (cross-attention computed once).
+  void project_kv(const Tensor& src, Tensor* k, Tensor* v) const;
+  // Causal self-attention of B sequences' Lq new rows x [B*Lq, D] at positions past..: their
+  // keys/values are written into the caches first. Sequence b's cache is the [capacity, D]
+  // block at k_rows[b] / v_rows[b]. -> LayerNorm(x + output) [B*Lq, D].
+  Tensor forward_self_cached(const Tensor& x, int64_t B, int64_t Lq, int64_t past, const std::vector<float*>& k_rows,
+                             const std::vector<float*>& v_rows) const;
+  // Attention of x [B*Lq, D] to keys/values k, v [Lk, D] that every sequence shares (BLIP's
+  // image or question, all kept) -> LayerNorm(x + output) [B*Lq, D].
+  Tensor forward_shared_kv(const Tensor& x, int64_t B, int64_t Lq, const Tensor& k, const Tensor& v) const;
+
+ private:
+  Tensor output(const Tensor& ctx, const Tensor& x) const;  // LayerNorm(x + dense(ctx))
 };
 
 // `<s>.<up>.dense` (act) then `<s>.<down>.{dense,LayerNorm}` with the residual.
@@ -58,6 +71,25 @@ struct BertLayer {
   BertFeedForward ffn;
 };
 
+// The decoder state of `rows` sequences decoded together (greedy: 1, beam search: num_beams).
+// Self-attention keys/values live in physical slots of [capacity, D] per layer; logical row i
+// (the i-th running sequence) uses slot[i]. A beam step that only permutes the rows costs no
+// copy: slot indices move instead. Only a parent picked by several rows is copied, once per
+// extra child, and only its `length` filled positions.
+// The cross-attention keys/values of the encoder rows are computed once and shared by all rows.
+struct BertDecoderCache {
+  int64_t rows = 0, capacity = 0, length = 0;
+  std::vector<Tensor> self_k, self_v;    // per layer [rows * capacity, D]
+  std::vector<int64_t> slot;             // logical row -> physical slot
+  std::vector<Tensor> cross_k, cross_v;  // per layer [Le, D]
+  int64_t copied_positions = 0;          // positions copied by reorder (for benchmarks, tests)
+
+  // Row i now continues the sequence row parent[i] was (beam search's reorder).
+  void reorder(const std::vector<int64_t>& parent);
+  // Every row becomes a copy of row 0 (beam search's first step: the prompt, once).
+  void broadcast_first_row();
+};
+
 // BlipTextModel without pooler: word + absolute position embeddings, LayerNorm, then layers
 // that cross-attend to `encoder` features when they are given.
 struct BertTextModel {
@@ -71,6 +103,14 @@ struct BertTextModel {
   // rows [B*Le, De] (null: no cross-attention) -> last hidden state [B*L, D].
   Tensor forward(const int64_t* ids, int64_t B, int64_t L, const int64_t* mask, bool causal,
                  const AttentionSource& encoder) const;
+
+  // Causal decoding with a KV cache (BlipTextModel with use_cache): a cache for `rows`
+  // sequences of up to `capacity` tokens that cross-attend to `encoder` [Le, De] (shared).
+  BertDecoderCache new_decoder_cache(const Tensor& encoder, int64_t rows, int64_t capacity) const;
+  // ids [rows, L] at positions cache.length.. (all attended) -> last hidden state [rows*L, D]:
+  // the rows forward(causal, all-ones mask) gives over the whole sequence. rows < cache.rows
+  // runs the first rows only (a beam search's prompt, once, before broadcast_first_row).
+  Tensor forward_cached(const int64_t* ids, int64_t rows, int64_t L, BertDecoderCache& cache) const;
 };
 
 // cls.predictions: dense -> act -> LayerNorm -> decoder (tied to the word embeddings) + bias.

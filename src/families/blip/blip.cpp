@@ -141,9 +141,9 @@ std::vector<int64_t> BlipModel::decode(const Tensor& memory, int64_t Lm, const s
   LUMEN_CHECK(static_cast<int64_t>(prompt.size()) + o.max_new_tokens <= cfg.text.max_positions, "prompt of ",
               prompt.size(), " tokens plus ", o.max_new_tokens, " new tokens exceeds max_position_embeddings ",
               cfg.text.max_positions);
-  Tensor repeated;  // memory repeated once per running sequence
-  // Each step re-runs the decoder over the whole sequence (no KV cache: captions are short).
-  NextTokenLogitsFn next = [&](const std::vector<std::vector<int64_t>>& seqs, const std::vector<int64_t>&) {
+  const int64_t prompt_len = static_cast<int64_t>(prompt.size());
+  Tensor repeated;  // uncached path: memory repeated once per running sequence
+  NextTokenLogitsFn rerun = [&](const std::vector<std::vector<int64_t>>& seqs, const std::vector<int64_t>&) {
     const int64_t n = static_cast<int64_t>(seqs.size()), L = static_cast<int64_t>(seqs[0].size());
     if (!repeated.defined() || repeated.dim(0) != n * Lm) {
       repeated = Tensor::zeros({n * Lm, Dm});
@@ -160,7 +160,29 @@ std::vector<int64_t> BlipModel::decode(const Tensor& memory, int64_t Lm, const s
                   static_cast<size_t>(V) * sizeof(float));
     return last;
   };
-  const std::vector<int64_t> eos{cfg.sep_id};
+  // Cached path: the prompt runs once (row 0, copied to every beam), then each step feeds the
+  // running sequences' last tokens as one batch.
+  BertDecoderCache cache;
+  NextTokenLogitsFn cached = [&](const std::vector<std::vector<int64_t>>& seqs, const std::vector<int64_t>& parent) {
+    const int64_t n = static_cast<int64_t>(seqs.size()), D = cfg.text.dim;
+    if (parent[0] < 0) {  // first step: every row is the prompt
+      cache = text_decoder->new_decoder_cache(memory, n, prompt_len + o.max_new_tokens);
+      Tensor h = text_decoder->forward_cached(prompt.data(), 1, prompt_len, cache);  // [L, D], row 0
+      cache.broadcast_first_row();
+      Tensor first = lm_head.forward(h.data<float>() + (prompt_len - 1) * D, 1);  // [1, V]
+      Tensor out = Tensor::zeros({n, V});
+      for (int64_t i = 0; i < n; ++i)
+        std::memcpy(out.data<float>() + i * V, first.data<float>(), static_cast<size_t>(V) * sizeof(float));
+      return out;
+    }
+    cache.reorder(parent);
+    std::vector<int64_t> last(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) last[static_cast<size_t>(i)] = seqs[static_cast<size_t>(i)].back();
+    Tensor h = text_decoder->forward_cached(last.data(), n, 1, cache);  // [n, D]
+    return lm_head.forward(h.data<float>(), n);                        // [n, V]
+  };
+  const NextTokenLogitsFn& next = o.use_cache ? cached : rerun;
+  const std::vector<int64_t> eos = o.stop_at_eos ? std::vector<int64_t>{cfg.sep_id} : std::vector<int64_t>{};
   if (o.num_beams <= 1) return greedy_search(prompt, o.max_new_tokens, o.min_new_tokens, eos, next, step_logits);
   BeamSearchParams bp;
   bp.num_beams = o.num_beams;
@@ -179,9 +201,17 @@ std::vector<int64_t> BlipModel::caption(const Tensor& pixel_values, const std::v
   LUMEN_CHECK(text_decoder, "this BLIP checkpoint (", kind(), ") cannot caption");
   LUMEN_CHECK(pixel_values.ndim() == 4 && pixel_values.dim(0) == 1, "caption takes one image, got ",
               pixel_values.describe());
+  return caption_image(image_embeds(pixel_values), prompt, o, step_logits);
+}
+
+std::vector<int64_t> BlipModel::caption_image(const Tensor& img, const std::vector<int64_t>& prompt,
+                                              const BlipDecodeOptions& o,
+                                              std::vector<std::vector<float>>* step_logits) const {
+  LUMEN_CHECK(text_decoder, "this BLIP checkpoint (", kind(), ") cannot caption");
+  LUMEN_CHECK(img.ndim() == 3 && img.dim(0) == 1, "caption takes one image's embeddings [1, T, D], got ",
+              img.describe());
   LUMEN_CHECK(!prompt.empty(), "the decoder prompt must start with the [DEC] token ", cfg.bos_id);
-  Tensor img = image_embeds(pixel_values);  // [1, T, Dv]
-  return decode(img.reshape({img.dim(1), img.dim(2)}), img.dim(1), prompt, o, step_logits);
+  return decode(img.reshape({img.dim(1), img.dim(2)}), img.dim(1), prompt, o, step_logits);  // img: [1, T, Dv]
 }
 
 std::vector<int64_t> BlipModel::answer(const Tensor& pixel_values, const Tensor& question_ids,

@@ -36,6 +36,13 @@ struct BlipDecodeOptions {
   float length_penalty = 1.f;
   BeamSearchParams::EarlyStopping early_stopping = BeamSearchParams::EarlyStopping::False;
   int64_t no_repeat_ngram_size = 0;
+  // Decode over a KV cache (self-attention keys/values kept, the image's cross-attention
+  // keys/values computed once). false re-runs the decoder over the whole prefix every step: the
+  // reference the cached path is tested against.
+  bool use_cache = true;
+  // Whether the decoder's EOS ([SEP]) ends the caption; benchmarks turn it off to decode a fixed
+  // number of tokens.
+  bool stop_at_eos = true;
 };
 
 class BlipModel;
@@ -115,6 +122,10 @@ class BlipModel : public Model {
   // the decoder starts from [bos].
   std::vector<int64_t> caption(const Tensor& pixel_values, const std::vector<int64_t>& prompt,
                                const BlipDecodeOptions& o, std::vector<std::vector<float>>* step_logits = nullptr) const;
+  // caption() from image_embeds [1, T, Dv] already computed (benchmarks time the two apart).
+  std::vector<int64_t> caption_image(const Tensor& image_embeds, const std::vector<int64_t>& prompt,
+                                     const BlipDecodeOptions& o,
+                                     std::vector<std::vector<float>>* step_logits = nullptr) const;
   std::vector<int64_t> answer(const Tensor& pixel_values, const Tensor& question_ids, const Tensor& question_mask,
                               const BlipDecodeOptions& o, std::vector<std::vector<float>>* step_logits = nullptr,
                               Tensor* question_embeds = nullptr) const;

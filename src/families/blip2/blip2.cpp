@@ -157,15 +157,22 @@ std::vector<int64_t> Blip2Model::generate(const std::vector<int64_t>& ids, const
         std::memcpy(out.data<float>() + i * V, first.data<float>(), static_cast<size_t>(V) * sizeof(float));
       return out;
     }
+    // Row i continues row parent[i]. The first row to pick a parent takes its cache over (the
+    // tensors move, nothing is copied); only a parent picked again is cloned for each extra
+    // child, so a step that keeps or permutes the beams copies nothing.
     auto reorder = [&](auto& caches) {
-      bool identity = true;
-      for (size_t i = 0; i < n; ++i) identity = identity && parent[i] == static_cast<int64_t>(i);
-      if (identity) return;
-      auto old = caches;
+      auto old = std::move(caches);
+      caches.clear();
+      caches.resize(n);
+      std::vector<char> taken(n, 0);
       for (size_t i = 0; i < n; ++i) {
-        caches[i] = old[static_cast<size_t>(parent[i])];
-        for (auto& t : caches[i].k) t = t.clone();
-        for (auto& t : caches[i].v) t = t.clone();
+        const size_t p = static_cast<size_t>(parent[i]);
+        caches[i] = old[p];
+        if (taken[p]) {
+          for (auto& t : caches[i].k) t = t.clone();
+          for (auto& t : caches[i].v) t = t.clone();
+        }
+        taken[p] = 1;
       }
     };
     if (opt) reorder(opt_caches); else reorder(t5_caches);

@@ -164,8 +164,8 @@ TEST(BlipCli, CaptionMatchesTheLibraryGreedyAndBeam) {
     nlohmann::json j = run_json("caption -m " + dir + " -i " + kImage + " --beams " + std::to_string(beams) +
                                 " --max-new-tokens 6 --min-new-tokens 6");
     BlipDecodeOptions o;
-    o.num_beams = beams;
-    o.max_new_tokens = o.min_new_tokens = 6;
+    o.search.num_beams = beams;
+    o.search.max_new_tokens = o.search.min_new_tokens = 6;
     std::vector<int64_t> want = blip.caption(pv, {blip.cfg.bos_id}, o);  // no prompt: [DEC]
     ASSERT_EQ(want.size(), 7u);
     EXPECT_EQ(j["token_ids"].get<std::vector<int64_t>>(), std::vector<int64_t>(want.begin() + 1, want.end()))
@@ -238,8 +238,8 @@ TEST(BlipDecoderCache, EqualsTheUncachedFullRerun) {
   // Whole decodes: greedy step logits and beam results agree with use_cache off.
   for (int64_t beams : {1, 3}) {
     BlipDecodeOptions o;
-    o.num_beams = beams;
-    o.max_new_tokens = 8;
+    o.search.num_beams = beams;
+    o.search.max_new_tokens = 8;
     o.stop_at_eos = false;
     std::vector<std::vector<float>> with_cache, without;
     std::vector<int64_t> a = blip.caption(pv, {blip.cfg.bos_id}, o, &with_cache);

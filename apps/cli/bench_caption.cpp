@@ -179,8 +179,8 @@ int run_blip(const CaptionBenchArgs& a) {
   const auto* blip = dynamic_cast<const BlipModel*>(model.get());
   LUMEN_CHECK(blip && blip->can_caption(), dir, ": not a BLIP captioning checkpoint (BlipForConditionalGeneration)");
   BlipDecodeOptions o;
-  o.num_beams = a.beams;
-  o.max_new_tokens = a.max_new_tokens;
+  o.search.num_beams = a.beams;
+  o.search.max_new_tokens = a.max_new_tokens;
   o.stop_at_eos = false;
   const std::vector<int64_t> prompt{blip->cfg.bos_id};  // generate() without text: [DEC]
   const int64_t S = blip->cfg.vision.image_size;
@@ -245,7 +245,7 @@ int run_blip2(const CaptionBenchArgs& a) {
     bos = cfg["text_config"].value("bos_token_id", int64_t{2});
   }
   const double load_s = seconds_since(t0);
-  Blip2Generation g;
+  BeamSearchParams g;
   g.num_beams = a.beams;
   g.max_new_tokens = a.max_new_tokens;  // no eos_ids: a fixed number of tokens
   const std::vector<int64_t> prompt = m->with_image_tokens({bos});  // the queries, then </s>

@@ -17,8 +17,13 @@ namespace {
 
 struct CaptionArgs {
   std::string model, image, prompt;
-  int64_t beams = 3, max_new_tokens = 20, min_new_tokens = 5, no_repeat_ngram = 0;
-  float length_penalty = 1.f;
+  // BLIP's captioning defaults: 3 beams, 5 to 20 new tokens.
+  ImageTextOptions search = [] {
+    ImageTextOptions o;
+    o.num_beams = 3;
+    o.min_new_tokens = 5;
+    return o;
+  }();
   DecodeOptions decode;
   CommonFlags common;
 };
@@ -31,20 +36,14 @@ Tensor load_pixels(const std::string& model_dir, const std::string& image, const
 int run_caption(const CaptionArgs& a) {
   apply_common_flags(a.common);
   ImageTextSession s = ImageTextSession::open(a.model);
-  ImageTextOptions o;
-  o.num_beams = a.beams;
-  o.max_new_tokens = a.max_new_tokens;
-  o.min_new_tokens = a.min_new_tokens;
-  o.length_penalty = a.length_penalty;
-  o.no_repeat_ngram_size = a.no_repeat_ngram;
-  ImageTextResult r = s.generate(decode_image_file(a.image, a.decode), a.prompt, o);
+  ImageTextResult r = s.generate(decode_image_file(a.image, a.decode), a.prompt, a.search);
   if (a.common.json) {
     std::printf("%s\n", nlohmann::json{{"model", a.model},
                                        {"family", s.model().family()},
                                        {"image", a.image},
                                        {"caption", r.text},
                                        {"token_ids", r.tokens},
-                                       {"beams", a.beams},
+                                       {"beams", a.search.num_beams},
                                        {"seconds", r.seconds}}
                             .dump(2)
                             .c_str());
@@ -94,11 +93,11 @@ Register reg_caption({"caption", "Caption an image with BLIP or BLIP-2 (greedy o
                         cmd->add_option("--image,-i", a->image, "Image file (JPEG, PNG, WebP)")->required();
                         cmd->add_option("--prompt,-p", a->prompt,
                                         "Text the caption continues (BLIP VQA: the question)");
-                        cmd->add_option("--beams", a->beams, "Beam count (1 = greedy)")->capture_default_str();
-                        cmd->add_option("--max-new-tokens", a->max_new_tokens)->capture_default_str();
-                        cmd->add_option("--min-new-tokens", a->min_new_tokens)->capture_default_str();
-                        cmd->add_option("--length-penalty", a->length_penalty)->capture_default_str();
-                        cmd->add_option("--no-repeat-ngram", a->no_repeat_ngram, "0 = off")->capture_default_str();
+                        cmd->add_option("--beams", a->search.num_beams, "Beam count (1 = greedy)")->capture_default_str();
+                        cmd->add_option("--max-new-tokens", a->search.max_new_tokens)->capture_default_str();
+                        cmd->add_option("--min-new-tokens", a->search.min_new_tokens)->capture_default_str();
+                        cmd->add_option("--length-penalty", a->search.length_penalty)->capture_default_str();
+                        cmd->add_option("--no-repeat-ngram", a->search.no_repeat_ngram_size, "0 = off")->capture_default_str();
                         add_image_flags(cmd, &a->decode);
                         add_common_flags(cmd, &a->common);
                         cmd->footer("Example: lumen caption -m blip-image-captioning-base -i cat.jpg --beams 3");

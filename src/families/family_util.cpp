@@ -140,6 +140,31 @@ std::vector<int64_t> add_tokens(const std::string& dir, const std::vector<std::s
   return ids;
 }
 
+BeamSearchParams fixture_search_params(const nlohmann::json& meta) {
+  const nlohmann::json g = meta.value("generation", nlohmann::json::object());
+  BeamSearchParams p;
+  p.max_new_tokens = g.value("max_new_tokens", int64_t{8});
+  p.min_new_tokens = g.value("min_new_tokens", int64_t{0});
+  p.num_beams = g.value("num_beams", int64_t{1});
+  p.length_penalty = g.value("length_penalty", 1.f);
+  p.no_repeat_ngram_size = g.value("no_repeat_ngram_size", int64_t{0});
+  if (g.contains("early_stopping")) {
+    const auto& e = g["early_stopping"];
+    if (e.is_string()) {
+      LUMEN_CHECK(e.get<std::string>() == "never", "early_stopping '", e.get<std::string>(), "' (true, false or never)");
+      p.early_stopping = BeamSearchParams::EarlyStopping::Never;
+    } else if (e.is_boolean() && e.get<bool>()) {
+      p.early_stopping = BeamSearchParams::EarlyStopping::True;
+    }
+  }
+  for (const char* key : {"eos_token_id_used", "eos_token_id"})
+    if (g.contains(key) && g[key].is_number_integer()) {
+      p.eos_ids = {g[key].get<int64_t>()};
+      break;
+    }
+  return p;
+}
+
 void add_generation_outputs(TensorMap& out, const std::vector<int64_t>& seq, int64_t prompt_len,
                             const std::vector<std::vector<float>>& steps) {
   const int64_t n = static_cast<int64_t>(seq.size());

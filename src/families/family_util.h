@@ -11,6 +11,7 @@
 #include "families/family.h"
 #include "formats/json_config.h"
 #include "formats/safetensors.h"
+#include "runtime/beam_search.h"
 
 namespace lumen {
 
@@ -38,6 +39,12 @@ Tensor vlm_prompt_embeddings_from_features(const VisionLanguageModel& vlm, const
 // [1, n - prompt_len] and, when `steps` has the logits of each step, step_logits [1, S, V].
 void add_generation_outputs(TensorMap& out, const std::vector<int64_t>& seq, int64_t prompt_len,
                             const std::vector<std::vector<float>>& steps);
+
+// The search a generation fixture asks for (FORMAT.md section 6, meta.generation):
+// max_new_tokens (default 8), min_new_tokens, num_beams (1 = greedy), length_penalty,
+// no_repeat_ngram_size, early_stopping (true / false / "never") and the EOS id
+// (eos_token_id_used, else eos_token_id; none = run to max_new_tokens).
+BeamSearchParams fixture_search_params(const nlohmann::json& meta);
 
 // Makes `content` a special added token of dir/tokenizer.json (appended after the largest id
 // when missing) and returns its id. make-tiny uses it for markers such as LLaVA's "<image>".

@@ -194,4 +194,11 @@ std::vector<int64_t> greedy_search(const std::vector<int64_t>& prompt, int64_t m
   return seq[0];
 }
 
+std::vector<int64_t> best_sequence(const std::vector<int64_t>& prompt, const BeamSearchParams& p,
+                                   const NextTokenLogitsFn& next_logits, std::vector<std::vector<float>>* step_logits) {
+  if (p.num_beams <= 1)
+    return greedy_search(prompt, p.max_new_tokens, p.min_new_tokens, p.eos_ids, next_logits, step_logits);
+  return beam_search(prompt, p, next_logits).front().sequence;
+}
+
 }  // namespace lumen

@@ -21,9 +21,11 @@ namespace lumen {
 using NextTokenLogitsFn =
     std::function<Tensor(const std::vector<std::vector<int64_t>>& sequences, const std::vector<int64_t>& parent)>;
 
+// How a caption or answer is searched for (GenerationConfig's fields of the same names);
+// num_beams 1 is greedy decoding.
 struct BeamSearchParams {
   enum class EarlyStopping { False, True, Never };
-  int64_t num_beams = 3;
+  int64_t num_beams = 1;
   int64_t max_new_tokens = 20;
   int64_t min_new_tokens = 0;  // EOS gets -inf before this many new tokens
   float length_penalty = 1.f;
@@ -46,6 +48,12 @@ std::vector<BeamHypothesis> beam_search(const std::vector<int64_t>& prompt, cons
 // step_logits, when given, receives the raw logits [V] of every step.
 std::vector<int64_t> greedy_search(const std::vector<int64_t>& prompt, int64_t max_new_tokens, int64_t min_new_tokens,
                                    const std::vector<int64_t>& eos_ids, const NextTokenLogitsFn& next_logits,
+                                   std::vector<std::vector<float>>* step_logits = nullptr);
+
+// The best sequence (prompt + new tokens) under params: greedy_search when num_beams <= 1,
+// else the best hypothesis of beam_search. step_logits is filled by the greedy path only.
+std::vector<int64_t> best_sequence(const std::vector<int64_t>& prompt, const BeamSearchParams& params,
+                                   const NextTokenLogitsFn& next_logits,
                                    std::vector<std::vector<float>>* step_logits = nullptr);
 
 // Tokens that would repeat an n-gram of `sequence` (transformers' NoRepeatNGramLogitsProcessor).

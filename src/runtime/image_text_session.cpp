@@ -55,11 +55,7 @@ ImageTextResult ImageTextSession::generate(const Image& image, const std::string
   int64_t prompt_tokens = 0;
   if (const auto* blip = dynamic_cast<const BlipModel*>(model_.get())) {
     BlipDecodeOptions d;
-    d.num_beams = o.num_beams;
-    d.max_new_tokens = o.max_new_tokens;
-    d.min_new_tokens = o.min_new_tokens;
-    d.length_penalty = o.length_penalty;
-    d.no_repeat_ngram_size = o.no_repeat_ngram_size;
+    d.search = o;
     eos = {blip->cfg.sep_id};
     if (blip->can_answer()) {
       std::vector<int64_t> q = tok_->encode(prompt, true).ids;  // [CLS] question [SEP]
@@ -82,12 +78,8 @@ ImageTextResult ImageTextSession::generate(const Image& image, const std::string
     skip = 1;  // the caption text keeps its prompt, as decoding HF's generate() output does
   } else {
     const auto& blip2 = dynamic_cast<const Blip2Model&>(*model_);
-    Blip2Generation g;
-    g.num_beams = o.num_beams;
-    g.max_new_tokens = o.max_new_tokens;
-    g.min_new_tokens = o.min_new_tokens;
-    g.length_penalty = o.length_penalty;
-    g.no_repeat_ngram_size = o.no_repeat_ngram_size;
+    BeamSearchParams g = o;
+    g.eos_ids.clear();
     if (auto e = tok_->eos_id()) g.eos_ids = {*e};
     eos = g.eos_ids;
     std::vector<int64_t> text = tok_->encode(prompt, blip2.opt != nullptr).ids;  // OPT: bos first

@@ -12,18 +12,16 @@
 #include <vector>
 
 #include "families/family.h"
+#include "runtime/beam_search.h"
 #include "text/tokenizer.h"
 #include "vision/image.h"
 #include "vision/image_processor.h"
 
 namespace lumen {
 
-struct ImageTextOptions {
-  int64_t num_beams = 3;  // 1 = greedy
-  int64_t max_new_tokens = 20, min_new_tokens = 0;
-  float length_penalty = 1.f;
-  int64_t no_repeat_ngram_size = 0;  // 0 = off
-};
+// How the caption or answer is searched for. eos_ids is not read: each model stops at its own
+// EOS (BLIP's [SEP], the tokenizer's EOS for BLIP-2's language model).
+using ImageTextOptions = BeamSearchParams;
 
 struct ImageTextResult {
   std::string text;             // decoded, special tokens skipped (a BLIP caption keeps its prompt)

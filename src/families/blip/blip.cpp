@@ -138,8 +138,8 @@ std::vector<int64_t> BlipModel::decode(const Tensor& memory, int64_t Lm, const s
                                        const BlipDecodeOptions& o,
                                        std::vector<std::vector<float>>* step_logits) const {
   const int64_t Dm = memory.dim(-1), V = cfg.text.vocab_size;
-  LUMEN_CHECK(static_cast<int64_t>(prompt.size()) + o.max_new_tokens <= cfg.text.max_positions, "prompt of ",
-              prompt.size(), " tokens plus ", o.max_new_tokens, " new tokens exceeds max_position_embeddings ",
+  LUMEN_CHECK(static_cast<int64_t>(prompt.size()) + o.search.max_new_tokens <= cfg.text.max_positions, "prompt of ",
+              prompt.size(), " tokens plus ", o.search.max_new_tokens, " new tokens exceeds max_position_embeddings ",
               cfg.text.max_positions);
   const int64_t prompt_len = static_cast<int64_t>(prompt.size());
   Tensor repeated;  // uncached path: memory repeated once per running sequence
@@ -166,7 +166,7 @@ std::vector<int64_t> BlipModel::decode(const Tensor& memory, int64_t Lm, const s
   NextTokenLogitsFn cached = [&](const std::vector<std::vector<int64_t>>& seqs, const std::vector<int64_t>& parent) {
     const int64_t n = static_cast<int64_t>(seqs.size()), D = cfg.text.dim;
     if (parent[0] < 0) {  // first step: every row is the prompt
-      cache = text_decoder->new_decoder_cache(memory, n, prompt_len + o.max_new_tokens);
+      cache = text_decoder->new_decoder_cache(memory, n, prompt_len + o.search.max_new_tokens);
       Tensor h = text_decoder->forward_cached(prompt.data(), 1, prompt_len, cache);  // [L, D], row 0
       cache.broadcast_first_row();
       Tensor first = lm_head.forward(h.data<float>() + (prompt_len - 1) * D, 1);  // [1, V]
@@ -182,17 +182,9 @@ std::vector<int64_t> BlipModel::decode(const Tensor& memory, int64_t Lm, const s
     return lm_head.forward(h.data<float>(), n);                        // [n, V]
   };
   const NextTokenLogitsFn& next = o.use_cache ? cached : rerun;
-  const std::vector<int64_t> eos = o.stop_at_eos ? std::vector<int64_t>{cfg.sep_id} : std::vector<int64_t>{};
-  if (o.num_beams <= 1) return greedy_search(prompt, o.max_new_tokens, o.min_new_tokens, eos, next, step_logits);
-  BeamSearchParams bp;
-  bp.num_beams = o.num_beams;
-  bp.max_new_tokens = o.max_new_tokens;
-  bp.min_new_tokens = o.min_new_tokens;
-  bp.length_penalty = o.length_penalty;
-  bp.early_stopping = o.early_stopping;
-  bp.no_repeat_ngram_size = o.no_repeat_ngram_size;
-  bp.eos_ids = eos;
-  return beam_search(prompt, bp, next).front().sequence;
+  BeamSearchParams search = o.search;
+  search.eos_ids = o.stop_at_eos ? std::vector<int64_t>{cfg.sep_id} : std::vector<int64_t>{};
+  return best_sequence(prompt, search, next, step_logits);
 }
 
 std::vector<int64_t> BlipModel::caption(const Tensor& pixel_values, const std::vector<int64_t>& prompt,
@@ -242,22 +234,8 @@ Tensor optional_input(const TensorMap& in, const char* name) {
 }
 
 BlipDecodeOptions decode_options(const nlohmann::json& meta) {
-  const nlohmann::json g = meta.value("generation", nlohmann::json::object());
   BlipDecodeOptions o;
-  o.max_new_tokens = g.value("max_new_tokens", int64_t{8});
-  o.min_new_tokens = g.value("min_new_tokens", int64_t{0});
-  o.num_beams = g.value("num_beams", int64_t{1});
-  o.length_penalty = g.value("length_penalty", 1.f);
-  o.no_repeat_ngram_size = g.value("no_repeat_ngram_size", int64_t{0});
-  if (g.contains("early_stopping")) {
-    const auto& e = g["early_stopping"];
-    if (e.is_string()) {
-      LUMEN_CHECK(e.get<std::string>() == "never", "early_stopping '", e.get<std::string>(), "' (true, false or never)");
-      o.early_stopping = BeamSearchParams::EarlyStopping::Never;
-    } else if (e.is_boolean() && e.get<bool>()) {
-      o.early_stopping = BeamSearchParams::EarlyStopping::True;
-    }
-  }
+  o.search = fixture_search_params(meta);
   return o;
 }
 

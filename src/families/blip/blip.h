@@ -29,13 +29,10 @@ struct BlipConfig {
   static BlipConfig from_hf(const nlohmann::json& j, const std::string& path);
 };
 
-// How BLIP decodes: greedy (num_beams 1) or beam search.
+// How BLIP decodes: greedy (num_beams 1) or beam search. search.eos_ids is not read: the
+// decoders' EOS is the config's [SEP] (sep_id), unless stop_at_eos is off.
 struct BlipDecodeOptions {
-  int64_t max_new_tokens = 20, min_new_tokens = 0;
-  int64_t num_beams = 1;
-  float length_penalty = 1.f;
-  BeamSearchParams::EarlyStopping early_stopping = BeamSearchParams::EarlyStopping::False;
-  int64_t no_repeat_ngram_size = 0;
+  BeamSearchParams search;
   // Decode over a KV cache (self-attention keys/values kept, the image's cross-attention
   // keys/values computed once). false re-runs the decoder over the whole prefix every step: the
   // reference the cached path is tested against.

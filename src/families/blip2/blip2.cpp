@@ -108,7 +108,7 @@ Tensor Blip2Model::forward_logits(const std::vector<int64_t>& ids, const Tensor&
 }
 
 std::vector<int64_t> Blip2Model::generate(const std::vector<int64_t>& ids, const Tensor& queries,
-                                          const Blip2Generation& g,
+                                          const BeamSearchParams& g,
                                           std::vector<std::vector<float>>* step_logits) const {
   Tensor e = prompt_embeddings(ids, queries);
   const int64_t L = e.dim(0);
@@ -189,16 +189,7 @@ std::vector<int64_t> Blip2Model::generate(const std::vector<int64_t>& ids, const
     }
     return out;
   };
-  if (g.num_beams <= 1) return greedy_search(start, g.max_new_tokens, g.min_new_tokens, g.eos_ids, next, step_logits);
-  BeamSearchParams bp;
-  bp.num_beams = g.num_beams;
-  bp.max_new_tokens = g.max_new_tokens;
-  bp.min_new_tokens = g.min_new_tokens;
-  bp.length_penalty = g.length_penalty;
-  bp.early_stopping = g.early_stopping;
-  bp.no_repeat_ngram_size = g.no_repeat_ngram_size;
-  bp.eos_ids = g.eos_ids;
-  return beam_search(start, bp, next).front().sequence;
+  return best_sequence(start, g, next, step_logits);
 }
 
 namespace {
@@ -228,18 +219,7 @@ TensorMap blip2_fixture(const Model& model, const std::string& task, const Tenso
     return out;
   }
   LUMEN_CHECK(task == "greedy_generate" || task == "beam_generate", "task '", task, "' is not supported by BLIP-2");
-  const nlohmann::json gm = meta.value("generation", nlohmann::json::object());
-  Blip2Generation g;
-  g.max_new_tokens = gm.value("max_new_tokens", int64_t{8});
-  g.min_new_tokens = gm.value("min_new_tokens", int64_t{0});
-  g.num_beams = gm.value("num_beams", int64_t{1});
-  g.length_penalty = gm.value("length_penalty", 1.f);
-  g.no_repeat_ngram_size = gm.value("no_repeat_ngram_size", int64_t{0});
-  for (const char* key : {"eos_token_id_used", "eos_token_id"})
-    if (gm.contains(key) && gm[key].is_number_integer()) {
-      g.eos_ids = {gm[key].get<int64_t>()};
-      break;
-    }
+  const BeamSearchParams g = fixture_search_params(meta);
   std::vector<std::vector<float>> steps;
   std::vector<int64_t> seq = m->generate(ids, q, g, &steps);
   const int64_t prompt_len = m->opt ? static_cast<int64_t>(ids.size()) : 1;

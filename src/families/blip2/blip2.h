@@ -29,13 +29,6 @@ struct Blip2Config {
   static Blip2Config from_hf(const nlohmann::json& j, const std::string& path);
 };
 
-struct Blip2Generation {
-  int64_t max_new_tokens = 20, min_new_tokens = 0, num_beams = 1;
-  float length_penalty = 1.f;
-  BeamSearchParams::EarlyStopping early_stopping = BeamSearchParams::EarlyStopping::False;
-  int64_t no_repeat_ngram_size = 0;
-  std::vector<int64_t> eos_ids;
-};
 
 class Blip2Model : public Model {
  public:
@@ -60,7 +53,7 @@ class Blip2Model : public Model {
   Tensor forward_logits(const std::vector<int64_t>& ids, const Tensor& queries,
                         const std::vector<int64_t>& decoder_ids = {}) const;
   // Generated sequence: OPT returns prompt + new tokens, T5 [decoder_start] + new tokens.
-  std::vector<int64_t> generate(const std::vector<int64_t>& ids, const Tensor& queries, const Blip2Generation& g,
+  std::vector<int64_t> generate(const std::vector<int64_t>& ids, const Tensor& queries, const BeamSearchParams& g,
                                 std::vector<std::vector<float>>* step_logits = nullptr) const;
   // The prompt ids with num_query_tokens image tokens in front (what Blip2Processor writes).
   std::vector<int64_t> with_image_tokens(const std::vector<int64_t>& text_ids) const;

@@ -369,6 +369,39 @@ TEST(Scheduler, BatchedDecodeEqualsSeparateRuns) {
   EXPECT_GT(st.batched_rows, st.batched_steps) << "no decode step carried more than one sequence";
 }
 
+// Chunked prefill: with a 4-row budget a long prompt is prefilled over several steps that also
+// carry the other slot's decode rows, and every answer still equals a run on its own.
+TEST(Scheduler, ChunkedPrefillInterleavesWithDecodeAndChangesNoAnswer) {
+  VlmSession s = VlmSession::open(tiny("llava"));
+  const std::string long_prompt =
+      "Describe, in as much detail as you can manage, a long and winding road through hills, "
+      "villages and forests at dawn";
+  const std::vector<std::string> prompts = {"Hi", long_prompt};
+  const std::vector<int64_t> lengths = {24, 6};
+  std::vector<std::string> expected;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    GenerationRequest g = text_request(s, prompts[i], lengths[i]);
+    expected.push_back(s.generate(s.prepare(g.prompt_text, {}), g.params).text);
+  }
+  SchedulerOptions o;
+  o.slots = 2;
+  o.prefill_chunk = 4;
+  GenerationScheduler sched(s, o);
+  auto first = sched.submit(text_request(s, prompts[0], lengths[0]));
+  std::string piece;
+  ASSERT_TRUE(first->wait_text(&piece, std::chrono::seconds(30)));  // answering before the long prompt arrives
+  auto second = sched.submit(text_request(s, prompts[1], lengths[1]));
+  for (auto* job : {&first, &second}) (*job)->wait_done();
+  EXPECT_EQ(first->text(), expected[0]);
+  EXPECT_EQ(second->text(), expected[1]);
+  EXPECT_EQ(second->completion_tokens(), lengths[1]);
+  const SchedulerStats st = sched.stats();
+  const int64_t prompt_rows = first->prompt_tokens() + second->prompt_tokens();
+  EXPECT_EQ(st.prefill_rows, prompt_rows);
+  EXPECT_GT(second->prompt_tokens(), 3 * o.prefill_chunk) << "the long prompt must need several chunks";
+  EXPECT_GT(st.mixed_steps, 1) << "no step prefilled the long prompt while the first answer decoded";
+}
+
 TEST(Scheduler, ImageFeaturesAreCachedByContent) {
   VlmSession s = VlmSession::open(tiny("llava"));
   GenerationScheduler sched(s, SchedulerOptions{});

@@ -75,6 +75,11 @@ Register reg({"serve", "Serve models over an OpenAI-compatible HTTP API, with a 
                 cmd->add_option("--port", o.port, "Port to listen on (0 = any free port)")->capture_default_str();
                 cmd->add_option("--parallel,-P", o.parallel, "Chat sequences decoded together per model")
                     ->capture_default_str();
+                cmd->add_option("--prefill-chunk", o.prefill_chunk,
+                                "Prompt tokens one step prefills at most, between the other sequences' decode "
+                                "steps (0 = whole prompts)")
+                    ->capture_default_str()
+                    ->check(CLI::NonNegativeNumber);
                 cmd->add_option("--api-key", o.api_key, "Require 'Authorization: Bearer KEY' on /v1/*");
                 cmd->add_option("--max-body-bytes", o.limits.max_body_bytes, "Largest request body (413 beyond)")
                     ->capture_default_str();

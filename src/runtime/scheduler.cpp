@@ -1,6 +1,7 @@
 #include "runtime/scheduler.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 namespace lumen {
@@ -118,7 +119,10 @@ struct GenerationScheduler::Slot {
   std::vector<int64_t> context;  // prompt + generated ids (repetition penalty)
   int64_t generated = 0, max_new = 0;
   int64_t next = -1;  // the token the next decode step feeds
-  Clock::time_point decode_start;
+  Tensor prompt;       // [L, D] prompt embeddings until prefilled, then released
+  int64_t prefilled = 0;
+  bool prefilling() const { return prompt.defined(); }
+  Clock::time_point admitted, decode_start;
   Slot(std::shared_ptr<GenerationJob> j, const GenerationParams& p, const Tokenizer& tok)
       : job(std::move(j)), sampler(p.sampling), streamer(tok, p.stop) {}
 };
@@ -224,24 +228,113 @@ std::unique_ptr<GenerationScheduler::Slot> GenerationScheduler::start(const std:
   }
   slot->max_new = max_new;
   slot->context = p.ids;
-  slot->cache = lm.new_cache(L + std::max<int64_t>(max_new, 1));
-  Tensor h = lm.forward(p.embeds, slot->cache);
-  Tensor logits = lm.logits(h.data<float>() + (L - 1) * lm.cfg.dim, 1);
-  const Clock::time_point t1 = Clock::now();
   {
     std::lock_guard<std::mutex> lk(job->m_);
     job->prompt_tokens_ = L;
     job->cached_images_ = hits;
     job->queue_s_ = seconds_between(job->submitted_, t0);
-    job->prefill_s_ = seconds_between(t0, t1);
   }
-  slot->decode_start = t1;
   if (max_new == 0) {
     end_job(job, JobEnd::Length);
     return nullptr;
   }
-  if (!advance(*slot, logits.data<float>())) return nullptr;
+  slot->cache = lm.new_cache(L + max_new);
+  slot->prompt = std::move(p.embeds);  // [L, D]
+  slot->admitted = t0;
   return slot;
+}
+
+void GenerationScheduler::step(std::vector<std::unique_ptr<Slot>>& slots) {
+  const DecoderLm& lm = session_.model().lm();
+  const int64_t V = lm.cfg.vocab_size, D = lm.cfg.dim;
+  // Rows of this forward: each answering slot's next token, then prompt chunks in admission
+  // order while the budget lasts (a slot that gets no rows this step waits for the next).
+  int64_t budget = opt_.prefill_chunk > 0 ? opt_.prefill_chunk : std::numeric_limits<int64_t>::max();
+  std::vector<Slot*> in;                 // slots in this step, in row order
+  std::vector<int64_t> rows;             // their row counts
+  std::vector<int64_t> decode_ids;
+  int64_t prefill_rows = 0;
+  for (auto& s : slots)
+    if (!s->prefilling()) {
+      in.push_back(s.get());
+      rows.push_back(1);
+      decode_ids.push_back(s->next);
+    }
+  const int64_t n_decode = static_cast<int64_t>(in.size());
+  for (auto& s : slots) {
+    if (!s->prefilling() || budget == 0) continue;
+    const int64_t take = std::min(budget, s->prompt.dim(0) - s->prefilled);
+    in.push_back(s.get());
+    rows.push_back(take);
+    budget -= take;
+    prefill_rows += take;
+  }
+  if (in.empty()) return;
+  const int64_t total = n_decode + prefill_rows;
+  try {
+    Tensor x = Tensor::zeros({total, D});  // [total, D]
+    if (n_decode > 0) {
+      Tensor e = lm.embed(decode_ids.data(), n_decode);
+      std::memcpy(x.data<float>(), e.data<float>(), e.nbytes());
+    }
+    std::vector<DecoderLm::SequenceChunk> chunks;
+    int64_t r = n_decode;
+    for (size_t i = 0; i < in.size(); ++i) {
+      chunks.push_back({&in[i]->cache, rows[i]});
+      if (static_cast<int64_t>(i) < n_decode) continue;
+      const float* src = in[i]->prompt.data<float>() + in[i]->prefilled * D;
+      std::memcpy(x.data<float>() + r * D, src, static_cast<size_t>(rows[i] * D) * sizeof(float));
+      r += rows[i];
+    }
+    Tensor h = lm.forward_batch(x, chunks);  // [total, D]
+    // Logits only where a token is sampled: decode rows, and the last row of a finished prompt.
+    std::vector<int64_t> pick;  // row of h per slot in `in`, -1 = still prefilling
+    r = 0;
+    for (size_t i = 0; i < in.size(); ++i) {
+      const bool last_chunk = static_cast<int64_t>(i) < n_decode ||
+                              in[i]->prefilled + rows[i] == in[i]->prompt.dim(0);
+      pick.push_back(last_chunk ? r + rows[i] - 1 : -1);
+      r += rows[i];
+    }
+    std::vector<int64_t> sampled;
+    for (int64_t p : pick)
+      if (p >= 0) sampled.push_back(p);
+    Tensor hs = Tensor::zeros({static_cast<int64_t>(sampled.size()), D});
+    for (size_t j = 0; j < sampled.size(); ++j)
+      std::memcpy(hs.data<float>() + static_cast<int64_t>(j) * D, h.data<float>() + sampled[j] * D,
+                  static_cast<size_t>(D) * sizeof(float));
+    Tensor logits = lm.logits(hs.data<float>(), static_cast<int64_t>(sampled.size()));  // [sampled, V]
+    size_t j = 0;
+    for (size_t i = 0; i < in.size(); ++i) {
+      Slot& s = *in[i];
+      if (static_cast<int64_t>(i) >= n_decode) {
+        s.prefilled += rows[i];
+        if (pick[i] < 0) continue;
+        // The prompt is in the cache: its first token is sampled now.
+        s.prompt = Tensor();
+        s.decode_start = Clock::now();
+        std::lock_guard<std::mutex> lk(s.job->m_);
+        s.job->prefill_s_ = seconds_between(s.admitted, s.decode_start);
+      }
+      if (!advance(s, logits.data<float>() + static_cast<int64_t>(j++) * V)) {
+        for (auto& owned : slots)
+          if (owned.get() == &s) owned.reset();
+      }
+    }
+  } catch (const std::exception& e) {
+    // A failed step leaves every cache in it in doubt: end those requests.
+    for (auto& s : slots)
+      if (s && std::find(in.begin(), in.end(), s.get()) != in.end()) {
+        end_job(s->job, JobEnd::Failed, std::string("model step failed: ") + e.what());
+        s.reset();
+      }
+  }
+  slots.erase(std::remove(slots.begin(), slots.end(), nullptr), slots.end());
+  std::lock_guard<std::mutex> lk(m_);
+  ++stats_.batched_steps;
+  stats_.batched_rows += static_cast<int64_t>(in.size());
+  stats_.prefill_rows += prefill_rows;
+  if (n_decode > 0 && prefill_rows > 0) ++stats_.mixed_steps;
 }
 
 bool GenerationScheduler::advance(Slot& s, const float* logits) {
@@ -284,8 +377,6 @@ void GenerationScheduler::end_job(const std::shared_ptr<GenerationJob>& job, Job
 }
 
 void GenerationScheduler::worker() {
-  const DecoderLm& lm = session_.model().lm();
-  const int64_t V = lm.cfg.vocab_size;
   std::vector<std::unique_ptr<Slot>> slots;
   // Ends a job that never got (or lost) its slot, with the message the client sees.
   auto stop_reason = [](const GenerationJob& job, Clock::time_point now, bool past_drain, JobEnd* end,
@@ -334,7 +425,7 @@ void GenerationScheduler::worker() {
       }
     }
     for (auto& [job, why] : dropped) end_job(job, why.first, why.second);
-    // Prefill: one request at a time (prompts differ in length; decode is what batches).
+    // Admission: images encoded, prompt embedded; the steps below prefill it.
     for (auto& job : admit) {
       try {
         if (auto s = start(job)) slots.push_back(std::move(s));
@@ -359,31 +450,7 @@ void GenerationScheduler::worker() {
       }
     }
     slots.erase(std::remove(slots.begin(), slots.end(), nullptr), slots.end());
-    if (slots.empty()) continue;
-    // One decode step for every active slot, batched into one forward pass.
-    const int64_t n = static_cast<int64_t>(slots.size());
-    std::vector<int64_t> ids;
-    std::vector<DecoderLm::SequenceChunk> chunks;
-    for (auto& s : slots) {
-      ids.push_back(s->next);
-      chunks.push_back({&s->cache, 1});
-    }
-    try {
-      Tensor x = lm.embed(ids.data(), n);                // [n, D]
-      Tensor h = lm.forward_batch(x, chunks);            // [n, D]
-      Tensor logits = lm.logits(h.data<float>(), n);     // [n, V]
-      for (int64_t i = 0; i < n; ++i)
-        if (!advance(*slots[static_cast<size_t>(i)], logits.data<float>() + i * V)) slots[static_cast<size_t>(i)].reset();
-    } catch (const std::exception& e) {
-      // A failed step leaves every cache in it in doubt: end all of them.
-      for (auto& s : slots)
-        if (s) end_job(s->job, JobEnd::Failed, std::string("decode step failed: ") + e.what());
-      slots.clear();
-    }
-    slots.erase(std::remove(slots.begin(), slots.end(), nullptr), slots.end());
-    std::lock_guard<std::mutex> lk(m_);
-    ++stats_.batched_steps;
-    stats_.batched_rows += n;
+    if (!slots.empty()) step(slots);
   }
 }
 

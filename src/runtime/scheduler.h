@@ -1,9 +1,10 @@
 // Serving many chat requests on one VlmSession: a bounded request queue, N slots, and one
-// worker thread that owns all model compute. Each admitted request is prefilled on its own
-// (image features from a cache keyed by the image's SHA-256, so the images of a multi-turn chat
-// are encoded once), then the decode steps of every active slot run together as one
-// DecoderLm::forward_batch (continuous batching: a finished slot is refilled from the queue
-// between steps, without waiting for the others).
+// worker thread that owns all model compute. An admitted request's images are encoded (features
+// from a cache keyed by the image's SHA-256, so the images of a multi-turn chat are encoded
+// once); then every step is one DecoderLm::forward_batch that carries one decode row for each
+// answering slot and up to `prefill_chunk` prompt rows of the slots still prefilling (chunked
+// prefill: a long prompt no longer stalls the others' answers for its whole prefill).
+// Continuous batching: a finished slot is refilled from the queue between steps.
 //
 //   GenerationScheduler sched(session, {.slots = 4, .max_queue = 64});
 //   auto job = sched.submit(std::move(request));       // throws QueueFull when the queue is full
@@ -87,12 +88,16 @@ struct SchedulerOptions {
   int slots = 1;                 // sequences decoded together
   size_t max_queue = 64;         // waiting requests beyond the slots; more are refused
   size_t image_cache_entries = 64;
+  // Prompt rows one step prefills at most, over all prefilling slots (0 = each prompt whole).
+  int64_t prefill_chunk = 256;
 };
 
 struct SchedulerStats {
   size_t queued = 0, active = 0;
   int64_t image_cache_hits = 0, image_cache_misses = 0;
-  int64_t batched_steps = 0, batched_rows = 0;  // decode forwards and the sequences they carried
+  int64_t batched_steps = 0, batched_rows = 0;  // forwards and the sequences they carried
+  int64_t prefill_rows = 0;                      // prompt rows those forwards carried
+  int64_t mixed_steps = 0;                       // forwards that prefilled and decoded together
   int64_t cancelled = 0, timed_out = 0;
 };
 
@@ -120,8 +125,11 @@ class GenerationScheduler {
  private:
   struct Slot;
   void worker();
-  // Prefill of one request; on success returns its slot with the first token sampled.
+  // Admits one request: image features, prompt embeddings, KV cache; the prompt is prefilled
+  // by the following steps. Null when the request ends at once (no new tokens asked for).
   std::unique_ptr<Slot> start(const std::shared_ptr<GenerationJob>& job);
+  // One forward over every slot (decode rows and prefill chunks); slots that end are reset.
+  void step(std::vector<std::unique_ptr<Slot>>& slots);
   Tensor image_features(const RequestImage& image, bool* hit);
   // Ends a job: frees its slot in the count first, so a client that sends its next request
   // the moment this one ends finds the slot free; then wakes the job's reader.

@@ -133,6 +133,7 @@ struct Server::Impl {
       so.slots = opt.parallel;
       so.max_queue = opt.max_queue;
       so.image_cache_entries = opt.image_cache_entries;
+      so.prefill_chunk = opt.prefill_chunk;
       e->scheduler = std::make_unique<GenerationScheduler>(*e->vlm, so);
       if (!box_format_off) e->box_format = box_format_default ? box_format_default : default_box_format(e->family);
       const std::string pre = dir + "/preprocessor_config.json";

@@ -31,6 +31,7 @@ struct ServerOptions {
   double timeout_seconds = 600;     // per chat request, queue wait included
   double shutdown_grace_seconds = 30;
   size_t image_cache_entries = 64;  // per chat model
+  int64_t prefill_chunk = 256;      // prompt rows one scheduler step prefills (0 = whole prompts)
   // How chat answers write boxes, for the response's "grounding" field: a format name, "none"
   // (no field), or empty for each family's default (llava_1_5 for LLaVA; KOSMOS-2 always
   // kosmos2). Requests may name another with {"lumen": {"box_format": ...}}.

@@ -182,6 +182,42 @@ TEST(Kosmos2, MakeTinyGroundsEndToEnd) {
   EXPECT_EQ(j["correct"].get<int>(), static_cast<int>(std::lround(j["accuracy"].get<double>() * 2)));
 }
 
+// `lumen run` on KOSMOS-2: the answer starts with the processed prompt, so a prompt that
+// already holds a phrase and its patch pair comes back as that entity, whatever the random
+// weights write next; --json carries it in "grounding" with its box in image pixels.
+TEST(Kosmos2, RunReturnsGroundedEntities) {
+  const std::string dir = testing_util::temp_dir("kosmos2_run");
+  auto mk = testing_util::run_cli("make-tiny --family kosmos2 --out " + dir + " --seed 5");
+  ASSERT_EQ(mk.status, 0) << mk.output;
+  Image img;
+  img.width = 64;
+  img.height = 32;
+  img.rgb.assign(64 * 32 * 3, 90);
+  grounding::write_png(dir + "/flat.png", img);
+  // Patches 0 and 1023 of the 32x32 grid: the whole image.
+  auto r = testing_util::run_cli("run -m " + dir + " -i " + dir +
+                                     "/flat.png -p \"<phrase>a wall</phrase><object><patch_index_0000>"
+                                     "<patch_index_1023></object> is\" -n 4 --json",
+                                 /*merge_stderr=*/false);
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["grounding"]["format"], "kosmos2");
+  ASSERT_FALSE(j["grounding"]["entities"].empty()) << r.output;
+  const auto& e = j["grounding"]["entities"][0];
+  EXPECT_EQ(e["phrase"], "a wall");
+  const auto box = e["boxes"][0].get<std::vector<double>>();
+  ASSERT_EQ(box.size(), 4u);
+  EXPECT_NEAR(box[0], 0.0, 1.5);
+  EXPECT_NEAR(box[1], 0.0, 1.5);
+  EXPECT_NEAR(box[2], 64.0, 1.5);
+  EXPECT_NEAR(box[3], 32.0, 1.5);
+  EXPECT_LE(j["usage"]["completion_tokens"].get<int>(), 4);
+  // Flags that mean nothing for KOSMOS-2 are refused by name.
+  auto bad = testing_util::run_cli("run -m " + dir + " -i " + dir + "/flat.png -p x --beams 3");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("--beams"), std::string::npos) << bad.output;
+}
+
 TEST(Kosmos2, MarkupTokensAreAddedWhenTheTokenizerLacksThem) {
   // As Kosmos2Processor.__init__ does: a tokenizer.json saved without the markup still grounds.
   const std::string dir = testing_util::temp_dir("kosmos2_notok");

@@ -2,7 +2,8 @@
 // checkpoint can do: a chat VLM (LLaVA line, ...) gets the prompt through its chat template and
 // streams the answer; an image-to-text model (BLIP captioning / VQA, BLIP-2) gets it as its
 // reference places a prompt (caption prefix, question, LM prompt) and decodes greedily or by
-// beam search.
+// beam search; a grounding model (KOSMOS-2) continues the prompt about the image and its
+// entities come back with boxes in image pixels.
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -146,19 +147,64 @@ int run_image_text(const RunArgs& a, const ImageTextSession& s) {
   return 0;
 }
 
+// KOSMOS-2: the prompt continued about one image ("<grounding>" added), the answer as
+// post_process_generation gives it (markup removed; it starts with the prompt's words) and its
+// entities in the JSON's "grounding" field, as `lumen ground --json` writes them.
+int run_grounding(const RunArgs& a, std::shared_ptr<const Model> model) {
+  LUMEN_CHECK(a.images.size() == 1, a.model, ": a ", model->family(), " model needs exactly one image (-i IMG), got ",
+              a.images.size());
+  LUMEN_CHECK(!a.raw && a.system.empty() && !a.beams && a.box_format.empty(), "--raw, --system, --beams and ",
+              "--box-format are not for a ", model->family(), " model: it writes its own grounding markup");
+  const GenerationFlags& g = a.gen;
+  LUMEN_CHECK(g.stop.empty() && !g.ignore_eos, "--stop and --ignore-eos are not supported for ", model->family());
+  GroundingOptions go;
+  const auto geometry = geometry_mode_from_name(a.box_geometry);
+  LUMEN_CHECK(geometry, "--box-geometry: unknown frame '", a.box_geometry, "' (processor, identity, pad-square)");
+  go.geometry = *geometry;
+  GroundingSession s = GroundingSession::from_model(a.model, std::move(model), go);
+  GroundingRun run;
+  run.max_new_tokens = g.max_tokens;
+  if (g.temperature || g.top_k || g.top_p || g.min_p || g.repeat_penalty || g.seed)
+    run.sampling = apply_generation_flags(GenerationParams{}, g).sampling;
+  GroundingResult r = s.ground(decode_image_file(a.images[0], a.decode), a.prompt, run);
+  const double tps = r.seconds > 0 ? static_cast<double>(r.new_tokens) / r.seconds : 0;
+  if (a.common.json) {
+    nlohmann::ordered_json j = {
+        {"model", a.model},
+        {"text", r.grounded.text},
+        {"finish_reason", r.finish_reason},
+        {"usage", {{"prompt_tokens", r.prompt_tokens}, {"completion_tokens", r.new_tokens}, {"images", 1}}},
+        {"timings", {{"total_seconds", r.seconds}, {"tokens_per_second", tps}}},
+        {"raw", r.raw},
+        {"grounding", grounded_json(r.grounded)}};
+    j["grounding"]["format"] = grounding::format_name(r.format);
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("%s\n", r.grounded.text.c_str());
+    for (const auto& e : r.grounded.entities)
+      for (const auto& b : e.boxes)
+        std::printf("  %s: (%.1f, %.1f, %.1f, %.1f)\n", e.phrase.c_str(), b.x0, b.y0, b.x1, b.y1);
+    std::fprintf(stderr, "[%s] %lld new tokens in %.2f s (%.2f tok/s)\n", r.finish_reason.c_str(),
+                 static_cast<long long>(r.new_tokens), r.seconds, tps);
+  }
+  return 0;
+}
+
 // Picks the path by what the loaded model can do.
 int run(const RunArgs& a) {
   apply_common_flags(a.common);
   std::shared_ptr<const Model> model = load_model(a.model, load_options_from(a.quant));
   if (dynamic_cast<const VisionLanguageModel*>(model.get()))
     return run_chat(a, VlmSession::from_model(a.model, std::move(model)));
+  if (GroundingSession::serves_model(*model)) return run_grounding(a, std::move(model));
   const std::string why = ImageTextSession::unsupported_reason(*model);
-  LUMEN_CHECK(why.empty(), a.model, ": ", why, "; lumen run takes chat models (LLaVA line, ...) and BLIP / BLIP-2 ",
-              "captioning and question-answering checkpoints");
+  LUMEN_CHECK(why.empty(), a.model, ": ", why, "; lumen run takes chat models (LLaVA line, ...), KOSMOS-2, and ",
+              "BLIP / BLIP-2 captioning and question-answering checkpoints");
   return run_image_text(a, ImageTextSession::from_model(a.model, std::move(model)));
 }
 
-Register reg({"run", "Answer one prompt (with images): chat models streamed, BLIP / BLIP-2 by greedy or beam search",
+Register reg({"run", "Answer one prompt (with images): chat models streamed, BLIP / BLIP-2 by greedy or beam search, "
+                     "KOSMOS-2 with grounded boxes",
               [](CLI::App* cmd) -> std::function<int()> {
                 auto a = std::make_shared<RunArgs>();
                 cmd->add_option("--model,-m", a->model, "Checkpoint directory (HF layout)")->required();
@@ -191,7 +237,9 @@ Register reg({"run", "Answer one prompt (with images): chat models streamed, BLI
                     "--json\n\n"
                     "BLIP and BLIP-2 take the prompt as their reference does: a VQA checkpoint answers it as a\n"
                     "question, a captioning checkpoint continues it, BLIP-2 gives it to its language model:\n"
-                    "  lumen run -m blip-vqa-base -i cat.jpg -p \"what is the cat doing?\" --beams 3");
+                    "  lumen run -m blip-vqa-base -i cat.jpg -p \"what is the cat doing?\" --beams 3\n\n"
+                    "KOSMOS-2 continues the prompt about the image; --json adds its entities with boxes:\n"
+                    "  lumen run -m kosmos-2-patch14-224 -i snowman.jpg -p \"An image of\" --json");
                 return [a] { return run(*a); };
               }});
 

@@ -16,6 +16,7 @@
 #include "grounding/draw.h"
 #include "runtime/dual_encoder_session.h"
 #include "runtime/grounding_session.h"
+#include "runtime/image_text_session.h"
 #include "runtime/scheduler.h"
 #include "server/api.h"
 #include "server/server.h"
@@ -629,6 +630,67 @@ TEST(ServerBlip, RetrievalCheckpointServesEmbeddings) {
   const Tensor want = DualEncoderSession::open(dir).embed_texts({"a cat on a mat"});
   ASSERT_EQ(static_cast<int64_t>(served.size()), want.dim(1));
   for (size_t i = 0; i < served.size(); ++i) EXPECT_NEAR(served[i], want.data<float>()[i], 1e-6) << i;
+}
+
+// BLIP captioning and VQA checkpoints answer chat requests about the last image, one request at
+// a time: the answer is what the image-text session writes for the last user text, greedily.
+TEST(ServerBlip, CaptionAndVqaCheckpointsAnswerChat) {
+  const std::string cap = testing_util::temp_dir("serve_blip_caption"), vqa = testing_util::temp_dir("serve_blip_vqa");
+  ASSERT_EQ(run_cli("make-tiny -f blip -o " + cap + " --force --seed 4").status, 0);
+  ASSERT_EQ(run_cli("make-tiny -f blip --arch tiny-vqa -o " + vqa + " --force --seed 4").status, 0);
+  server::ServerOptions o;
+  o.models = {cap, vqa};
+  o.port = 0;
+  server::Server srv(o);
+  const int port = srv.bind();
+  std::thread t([&] { srv.listen(); });
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60, 0);
+  const std::string bytes = read_file(kImagePath);
+  auto ask = [&](const std::string& dir, const json& extra, const std::string& text) {
+    json body = {{"model", std::filesystem::path(dir).filename().string()},
+                 {"max_tokens", 6},
+                 {"messages",
+                  {{{"role", "user"},
+                    {"content", {{{"type", "image_url"}, {"image_url", {{"url", data_uri(bytes)}}}},
+                                 {{"type", "text"}, {"text", text}}}}}}}};
+    body.update(extra);
+    return c.Post("/v1/chat/completions", body.dump(), "application/json");
+  };
+  const Image img = decode_image_bytes(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  ImageTextOptions greedy;
+  greedy.max_new_tokens = 6;
+  for (const std::string& dir : {cap, vqa}) {
+    const std::string question = "what is in the picture?";
+    auto r = ask(dir, json::object(), question);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json j = json::parse(r->body);
+    const ImageTextResult want = ImageTextSession::open(dir).generate(img, question, greedy);
+    EXPECT_EQ(j["choices"][0]["message"]["content"], want.text) << dir;
+    EXPECT_EQ(j["usage"]["completion_tokens"], want.new_tokens);
+    EXPECT_FALSE(j.contains("lumen")) << "a captioner has no box format unless one is named";
+    // Streamed: the same text in one chunk.
+    auto s = ask(dir, {{"stream", true}}, question);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->status, 200);
+    EXPECT_NE(s->body.find(json(want.text).dump()), std::string::npos) << s->body;
+  }
+  // Sampling is refused by name; a request without an image says what is missing.
+  auto hot = ask(cap, {{"temperature", 0.7}}, "a photo of");
+  ASSERT_TRUE(hot);
+  EXPECT_EQ(hot->status, 400);
+  EXPECT_NE(hot->body.find("temperature"), std::string::npos) << hot->body;
+  auto no_image = c.Post("/v1/chat/completions",
+                         json{{"model", std::filesystem::path(cap).filename().string()},
+                              {"messages", {{{"role", "user"}, {"content", "hi"}}}}}
+                             .dump(),
+                         "application/json");
+  ASSERT_TRUE(no_image);
+  EXPECT_EQ(no_image->status, 400);
+  EXPECT_NE(no_image->body.find("image_required"), std::string::npos) << no_image->body;
+  srv.shutdown();
+  t.join();
 }
 
 TEST_F(ServerHttp, EmbeddingsFloatAndBase64AndClassify) {

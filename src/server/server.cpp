@@ -12,6 +12,7 @@
 #include "core/sha256.h"
 #include "runtime/dual_encoder_session.h"
 #include "runtime/grounding_session.h"
+#include "runtime/image_text_session.h"
 #include "runtime/scheduler.h"
 #include "runtime/vlm_session.h"
 #include "server/metrics.h"
@@ -71,10 +72,12 @@ struct Server::Impl {
     std::unique_ptr<GenerationScheduler> scheduler;
     std::unique_ptr<DualEncoderSession> dual;
     std::mutex dual_m;  // one embedding batch at a time per model (bounded memory)
-    // Grounding models (KOSMOS-2): chat served one request at a time on the handler's thread.
+    // Image-to-text models that are no chat models, served one request at a time on the
+    // handler's thread: grounding models (KOSMOS-2) and captioners (BLIP, BLIP-2).
     std::unique_ptr<GroundingSession> grounder;
-    std::timed_mutex grounder_m;
-    std::atomic<size_t> grounder_in_flight{0};  // running + waiting for their turn
+    std::unique_ptr<ImageTextSession> captioner;
+    std::timed_mutex serial_m;
+    std::atomic<size_t> serial_in_flight{0};  // running + waiting for their turn
     // Chat models: the box format of the "grounding" field when a request names none.
     std::optional<grounding::Format> box_format;
     std::shared_ptr<const ImageProcessor> processor;  // for the "processor" box geometry
@@ -148,6 +151,15 @@ struct Server::Impl {
           GroundingSession::from_model(dir, std::shared_ptr<const Model>(std::move(model))));
       // Its answers are in its own markup: --box-format only turns the field off ("none").
       if (!box_format_off) e->box_format = e->grounder->format();
+    } else if (ImageTextSession::unsupported_reason(*model).empty()) {
+      e->kind = "chat";
+      e->captioner = std::make_unique<ImageTextSession>(
+          ImageTextSession::from_model(dir, std::shared_ptr<const Model>(std::move(model))));
+      // Captions hold no boxes unless a request or --box-format names a format.
+      if (!box_format_off) e->box_format = box_format_default;
+      const std::string pre = dir + "/preprocessor_config.json";
+      if (std::filesystem::exists(pre))
+        e->processor = std::make_shared<const ImageProcessor>(ImageProcessor::from_file(pre));
     } else {
       fail(dir, ": a ", e->family,
            " model is neither a chat model, a grounding model nor an image/text dual encoder; it cannot be served");
@@ -384,7 +396,7 @@ struct Server::Impl {
     ChatRequest cr = parse_chat_request(body, opt.limits);
     ModelEntry& m = find_model(cr.model, "chat");
     const GroundingPlan plan = grounding_plan(m, cr);
-    if (m.grounder) return chat_grounder(m, cr, plan, t0, res);
+    if (m.grounder || m.captioner) return chat_serial(m, cr, plan, t0, res);
     GenerationRequest g;
     for (size_t i = 0; i < cr.images.size(); ++i) {
       RequestImage ri;
@@ -495,13 +507,52 @@ struct Server::Impl {
         });
   }
 
-  // A grounding model (KOSMOS-2) is no chat model: it continues one prompt about one image.
-  // It gets the text of the conversation's last user message and its last image; requests run
-  // one at a time per model on the handler's thread (up to --max-queue wait for their turn),
-  // and a stream carries the whole answer in one chunk, since the markup is only removed from
-  // the finished text.
-  void chat_grounder(ModelEntry& m, const ChatRequest& cr, const GroundingPlan& plan, Clock::time_point t0,
-                     httplib::Response& res) {
+  // What a model served one request at a time answered.
+  struct SerialAnswer {
+    std::string text, finish_reason;
+    int64_t prompt_tokens = 0, new_tokens = 0;
+    std::optional<grounding::GroundedText> grounded;  // KOSMOS-2's entities (its own markup)
+  };
+
+  // KOSMOS-2 continues the prompt about the image; its answer is post_process_generation's
+  // text (the prompt's words and their continuation, markup removed), so the entities' spans
+  // index into it.
+  SerialAnswer answer_grounder(ModelEntry& m, const ChatRequest& cr, const Image& image, const std::string& prompt,
+                               const std::function<bool()>& keep_going) {
+    GroundingRun run;
+    run.max_new_tokens =
+        cr.max_tokens.value_or(std::min<int64_t>(GroundingOptions{}.max_new_tokens, opt.limits.max_tokens));
+    SamplingParams sampling;
+    if (cr.temperature) sampling.temperature = *cr.temperature;
+    if (cr.top_p) sampling.top_p = *cr.top_p;
+    if (cr.seed) sampling.seed = *cr.seed;
+    run.sampling = sampling;
+    run.keep_going = keep_going;
+    GroundingResult r = m.grounder->ground(image, prompt, run);
+    return {r.grounded.text, r.finish_reason, r.prompt_tokens, r.new_tokens, r.grounded};
+  }
+
+  // BLIP / BLIP-2 take the prompt as their reference places it (a VQA checkpoint answers it, a
+  // captioner continues it, BLIP-2 gives it to its LM) and decode greedily, 20 new tokens unless
+  // max_tokens says otherwise (BLIP's max_length default).
+  SerialAnswer answer_captioner(ModelEntry& m, const ChatRequest& cr, const Image& image, const std::string& prompt) {
+    if ((cr.temperature && *cr.temperature > 0) || (cr.top_p && *cr.top_p < 1))
+      invalid_request("model '" + m.id + "' (" + m.family + ") decodes greedily: 'temperature' must be 0 and 'top_p' 1",
+                      cr.temperature && *cr.temperature > 0 ? "temperature" : "top_p", "unsupported_parameter");
+    ImageTextOptions o;
+    o.num_beams = 1;
+    o.max_new_tokens = cr.max_tokens.value_or(std::min<int64_t>(20, opt.limits.max_tokens));
+    ImageTextResult r = m.captioner->generate(image, prompt, o);
+    return {r.text, r.finish_reason, r.prompt_tokens, r.new_tokens, std::nullopt};
+  }
+
+  // Models that are no chat models (KOSMOS-2, BLIP, BLIP-2) continue or answer one prompt
+  // about one image: they get the text of the conversation's last user message and its last
+  // image. Requests run one at a time per model on the handler's thread (up to --max-queue wait
+  // for their turn), and a stream carries the whole answer in one chunk (KOSMOS-2's markup is
+  // only removed from the finished text; BLIP decodes the answer whole).
+  void chat_serial(ModelEntry& m, const ChatRequest& cr, const GroundingPlan& plan, Clock::time_point t0,
+                   httplib::Response& res) {
     if (!cr.stop.empty())
       invalid_request("'stop' is not supported by model '" + m.id + "' (" + m.family + ")", "stop",
                       "unsupported_parameter");
@@ -523,18 +574,10 @@ struct Server::Impl {
     }
     const size_t last = cr.images.size() - 1;
     const Image image = decode_request_image(cr.images[last], opt.limits, cr.image_params[last]);
-    GroundingRun run;
-    run.max_new_tokens =
-        cr.max_tokens.value_or(std::min<int64_t>(GroundingOptions{}.max_new_tokens, opt.limits.max_tokens));
-    SamplingParams sampling;
-    if (cr.temperature) sampling.temperature = *cr.temperature;
-    if (cr.top_p) sampling.top_p = *cr.top_p;
-    if (cr.seed) sampling.seed = *cr.seed;
-    run.sampling = sampling;
     const Clock::time_point deadline =
         t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.timeout_seconds));
     bool timed_out = false, shut_down = false;
-    run.keep_going = [&] {
+    const std::function<bool()> keep_going = [&] {
       const Clock::time_point now = Clock::now();
       timed_out = now >= deadline;
       shut_down = now.time_since_epoch().count() >= drain_deadline.load();
@@ -546,24 +589,27 @@ struct Server::Impl {
       std::atomic<size_t>& n;
       ~InFlight() { --n; }
     };
-    const bool admitted = m.grounder_in_flight.fetch_add(1) < opt.max_queue + 1;
-    InFlight in_flight{m.grounder_in_flight};
+    const bool admitted = m.serial_in_flight.fetch_add(1) < opt.max_queue + 1;
+    InFlight in_flight{m.serial_in_flight};
     if (!admitted)
       throw ApiError(429, "the queue of model '" + m.id + "' is full (" + std::to_string(opt.max_queue) + " waiting)",
                      "rate_limit_error", "", "queue_full");
-    GroundingResult r;
+    SerialAnswer r;
     {
-      std::unique_lock<std::timed_mutex> lk(m.grounder_m, std::defer_lock);
+      std::unique_lock<std::timed_mutex> lk(m.serial_m, std::defer_lock);
       if (!lk.try_lock_until(deadline))
         throw ApiError(504, "timed out waiting for model '" + m.id + "' (the server's --timeout)", "timeout_error", "",
                        "timeout");
       try {
-        r = m.grounder->ground(image, prompt, run);
+        r = m.grounder ? answer_grounder(m, cr, image, prompt, keep_going) : answer_captioner(m, cr, image, prompt);
+      } catch (const ApiError&) {
+        throw;
       } catch (const Error& e) {
         invalid_request(std::string("model '") + m.id + "' could not take the prompt: " + e.what(), "messages",
                         "invalid_prompt");
       }
     }
+    keep_going();  // a captioner has no hook inside: check the clock once it is done
     if (shut_down)
       throw ApiError(503, "the server shut down before the answer was finished", "server_error", "", "shutting_down");
     if (timed_out)
@@ -576,13 +622,13 @@ struct Server::Impl {
     const json usage = {{"prompt_tokens", r.prompt_tokens},
                         {"completion_tokens", r.new_tokens},
                         {"total_tokens", r.prompt_tokens + r.new_tokens}};
-    // The answer is post_process_generation's text: the prompt's words and their continuation,
-    // markup removed, so the entities' spans index into it.
-    const std::string& text = r.grounded.text;
+    const std::string& text = r.text;
     json extension;
-    if (plan.format)
-      extension = {{"grounding",
-                    grounding_field(*plan.format, r.grounded, grounding_image(m, plan, cr.images.size(), &image))}};
+    if (plan.format) {
+      const std::optional<GroundingImage> gimage = grounding_image(m, plan, cr.images.size(), &image);
+      extension = {{"grounding", r.grounded ? grounding_field(*plan.format, *r.grounded, gimage)
+                                            : grounding_field(*plan.format, text, gimage)}};
+    }
     if (!cr.stream) {
       json out = completion_json(id, created, m.id, text, r.finish_reason, usage);
       if (plan.format) out["lumen"] = extension;

@@ -606,24 +606,43 @@ TEST_F(ServerHttp, ChatWithImageNonStreamingAndStreamingAgree) {
   EXPECT_EQ(usage["completion_tokens"], j["usage"]["completion_tokens"]);
 }
 
+// A server on a free port for one test, over the given checkpoints; shut down when it goes.
+class LocalServer {
+ public:
+  explicit LocalServer(std::vector<std::string> dirs) {
+    server::ServerOptions o;
+    o.models = std::move(dirs);
+    o.port = 0;
+    srv_ = std::make_unique<server::Server>(o);
+    port_ = srv_->bind();
+    thread_ = std::thread([this] { srv_->listen(); });
+  }
+  ~LocalServer() {
+    srv_->shutdown();
+    thread_.join();
+  }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+
+ private:
+  std::unique_ptr<server::Server> srv_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
 // A BLIP retrieval checkpoint serves /v1/embeddings through its contrastive part: the vectors
 // are the ones `lumen search` stores (DualEncoderSession on the same directory).
 TEST(ServerBlip, RetrievalCheckpointServesEmbeddings) {
   const std::string dir = testing_util::temp_dir("serve_blip_retrieval");
   auto mk = run_cli("make-tiny -f blip --arch tiny-retrieval -o " + dir + " --force --seed 3");
   ASSERT_EQ(mk.status, 0) << mk.output;
-  server::ServerOptions o;
-  o.models = {dir};
-  o.port = 0;
-  server::Server srv(o);
-  const int port = srv.bind();
-  std::thread t([&] { srv.listen(); });
-  httplib::Client c("127.0.0.1", port);
-  c.set_read_timeout(60, 0);
+  LocalServer srv({dir});
   const std::string id = std::filesystem::path(dir).filename().string();
-  auto r = c.Post("/v1/embeddings", json{{"model", id}, {"input", {"a cat on a mat"}}}.dump(), "application/json");
-  srv.shutdown();
-  t.join();
+  auto r = srv.client().Post("/v1/embeddings", json{{"model", id}, {"input", {"a cat on a mat"}}}.dump(),
+                             "application/json");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   const auto served = json::parse(r->body)["data"][0]["embedding"].get<std::vector<float>>();
@@ -638,14 +657,8 @@ TEST(ServerBlip, CaptionAndVqaCheckpointsAnswerChat) {
   const std::string cap = testing_util::temp_dir("serve_blip_caption"), vqa = testing_util::temp_dir("serve_blip_vqa");
   ASSERT_EQ(run_cli("make-tiny -f blip -o " + cap + " --force --seed 4").status, 0);
   ASSERT_EQ(run_cli("make-tiny -f blip --arch tiny-vqa -o " + vqa + " --force --seed 4").status, 0);
-  server::ServerOptions o;
-  o.models = {cap, vqa};
-  o.port = 0;
-  server::Server srv(o);
-  const int port = srv.bind();
-  std::thread t([&] { srv.listen(); });
-  httplib::Client c("127.0.0.1", port);
-  c.set_read_timeout(60, 0);
+  LocalServer srv({cap, vqa});
+  httplib::Client c = srv.client();
   const std::string bytes = read_file(kImagePath);
   auto ask = [&](const std::string& dir, const json& extra, const std::string& text) {
     json body = {{"model", std::filesystem::path(dir).filename().string()},
@@ -689,8 +702,6 @@ TEST(ServerBlip, CaptionAndVqaCheckpointsAnswerChat) {
   ASSERT_TRUE(no_image);
   EXPECT_EQ(no_image->status, 400);
   EXPECT_NE(no_image->body.find("image_required"), std::string::npos) << no_image->body;
-  srv.shutdown();
-  t.join();
 }
 
 TEST_F(ServerHttp, EmbeddingsFloatAndBase64AndClassify) {

@@ -16,6 +16,7 @@
 #include "core/threads.h"
 #include "families/family.h"
 #include "formats/json_config.h"
+#include "kernels/ops.h"
 
 namespace lumen::cli {
 namespace {
@@ -145,6 +146,7 @@ int run(const BenchArgs& a) {
   const double gflops = vision_flops(vc, proj) * a.batch / median / 1e9;
 
   nlohmann::json result = {{"peer", "lumen"}, {"arch", a.arch}, {"batch", a.batch}, {"threads", num_threads()},
+                           {"cpu", ops::cpu_path_name(ops::cpu_path())},
                            {"images_per_s", ips}, {"ms_per_image", 1000.0 / ips}, {"gflops", gflops},
                            {"iters", iters}, {"model", dir}};
   nlohmann::json peers = nlohmann::json::array();
@@ -174,7 +176,8 @@ int run(const BenchArgs& a) {
     std::printf("%s\n", result.dump(2).c_str());
     return 0;
   }
-  std::printf("clip %s  batch %d  threads %d  (%d iters, median)\n", a.arch.c_str(), a.batch, num_threads(), iters);
+  std::printf("clip %s  batch %d  threads %d  cpu %s  (%d iters, median)\n", a.arch.c_str(), a.batch, num_threads(),
+              ops::cpu_path_name(ops::cpu_path()), iters);
   std::printf("  %-12s %9.2f images/s  %9.1f ms/image  %7.1f GFLOP/s\n", "lumen", ips, 1000.0 / ips, gflops);
   for (const auto& j : peers)
     std::printf("  %-12s %9.2f images/s  %9.1f ms/image  lumen is %.2fx\n", j.value("peer", "?").c_str(),

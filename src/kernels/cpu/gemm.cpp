@@ -174,8 +174,8 @@ void macro_block(bool trans_a, const float* A, int64_t lda, int64_t M, int64_t p
       const float* bias = first && ep.bias ? ep.bias + jc + jr : nullptr;
       for (int64_t ir = 0; ir < mc; ir += kernels.mr) {
         const int64_t mr = std::min(kernels.mr, mc - ir);
-        kernels.fn[mr][panels](kc, abuf + ir * kc, kc * kMR, bpanel, panel_stride, C + (ic + ir) * ldc + jc + jr,
-                               ldc, nv, first, ep, bias);
+        kernels.fn[mr][panels](kc, abuf + ir * kc, kc * kMR, bpanel, panel_stride, C + (ic + ir) * ldc + jc + jr, ldc,
+                               nv, first, ep, bias);
       }
     }
   }

@@ -72,16 +72,16 @@ constexpr int64_t kMinRowPiece = 64;
 inline int64_t row_piece_grain(int64_t M, int64_t threads) {
   if (threads <= 1 || M < 2 * kMinRowPiece * threads) return 0;
   const int64_t per_piece = (M + 4 * threads - 1) / (4 * threads);
-  return round_up(per_piece > kMinRowPiece ? per_piece : kMinRowPiece, kMR);
+  // A multiple of both kernels' tile rows (AVX2 6, AVX-512 12): no short tile inside a piece.
+  return round_up(per_piece > kMinRowPiece ? per_piece : kMinRowPiece, 2 * kMR);
 }
 
 // A micro-kernel: C[mr rows, :nv] (op)= A [mr, kc] x B [kc, columns] with the epilogue, where
 // `first` says this is the first K block (see Epilogue) and bias is offset to the tile's first
 // column. a points at packed A micro-panels of kMR rows (row r in panel r / kMR, panels
 // a_panel_stride floats apart), b at packed B panels of kNR columns (panel_stride apart).
-using MicroKernel = void (*)(int64_t kc, const float* a, int64_t a_panel_stride, const float* b,
-                             int64_t b_panel_stride, float* c, int64_t ldc, int64_t nv, bool first, const Epilogue& ep,
-                             const float* bias);
+using MicroKernel = void (*)(int64_t kc, const float* a, int64_t a_panel_stride, const float* b, int64_t b_panel_stride,
+                             float* c, int64_t ldc, int64_t nv, bool first, const Epilogue& ep, const float* bias);
 
 // One instruction set's micro-kernels: the full tile is mr x nr (nr a multiple of kNR), and
 // fn[m][p] computes an m-row, p-panel tile (1 <= m <= mr, 1 <= p <= nr / kNR).

@@ -61,8 +61,8 @@ template <class V, int MR_, int NV_, int AP_, int BP_>
 // the loops over r and v are fully unrolled, so GCC replaces the array by scalars (checked in
 // the assembly: no stack traffic in the k loop).
 template <class V, int MR_, int NV_>
-void micro_kernel(int64_t kc, const float* a, int64_t a_panel_stride, const float* b, int64_t b_panel_stride,
-                  float* c, int64_t ldc, int64_t nv, bool first, const Epilogue& ep, const float* bias) {
+void micro_kernel(int64_t kc, const float* a, int64_t a_panel_stride, const float* b, int64_t b_panel_stride, float* c,
+                  int64_t ldc, int64_t nv, bool first, const Epilogue& ep, const float* bias) {
   using T = typename V::T;
   constexpr int kRowFloats = NV_ * V::kLanes;
   for (int r = 0; r < MR_; ++r) {
@@ -111,8 +111,19 @@ void micro_kernel(int64_t kc, const float* a, int64_t a_panel_stride, const floa
   for (int r = 0; r < MR_; ++r)
 #pragma GCC unroll 8
     for (int v = 0; v < NV_; ++v)
-      store_c<V>(c + r * ldc + v * V::kLanes, acc[r][v], bias ? bias + v * V::kLanes : nullptr,
-                 nv - v * V::kLanes, first, ep);
+      store_c<V>(c + r * ldc + v * V::kLanes, acc[r][v], bias ? bias + v * V::kLanes : nullptr, nv - v * V::kLanes,
+                 first, ep);
+}
+
+// Entries [M][1..kPanels] of a kernel table: M rows x p panels of kNR columns.
+template <class V, int M, int... P>
+constexpr void fill_tile_row(MicroKernels& t, std::integer_sequence<int, P...>) {
+  ((t.fn[M][P + 1] = &micro_kernel<V, M, (P + 1) * kNR / V::kLanes>), ...);
+}
+
+template <class V, int kPanels, int... R>
+constexpr void fill_tiles(MicroKernels& t, std::integer_sequence<int, R...>) {
+  (fill_tile_row<V, R + 1>(t, std::make_integer_sequence<int, kPanels>{}), ...);
 }
 
 // The kernel table for vector kind V and a full tile of kMaxRows x kPanels B panels: entry
@@ -121,14 +132,7 @@ template <class V, int kMaxRows, int kPanels>
 constexpr MicroKernels make_micro_kernels(const char* name) {
   static_assert(kMaxRows <= kMaxTileRows && kPanels <= kMaxTilePanels && kNR % V::kLanes == 0);
   MicroKernels t{name, kMaxRows, kPanels * kNR, {}};
-  [&]<int... R>(std::integer_sequence<int, R...>) {
-    auto fill_row = [&]<int M>() {
-      [&]<int... P>(std::integer_sequence<int, P...>) {
-        ((t.fn[M][P + 1] = &micro_kernel<V, M, (P + 1) * kNR / V::kLanes>), ...);
-      }(std::make_integer_sequence<int, kPanels>{});
-    };
-    (fill_row.template operator()<R + 1>(), ...);
-  }(std::make_integer_sequence<int, kMaxRows>{});
+  fill_tiles<V, kPanels>(t, std::make_integer_sequence<int, kMaxRows>{});
   return t;
 }
 

@@ -10,6 +10,9 @@
 // tile (one panel) needs 15 loads per 14 FMAs, more than the 2 loads a cycle. The two B
 // panels (2 x kKC x 16 floats = 32 KiB) stay in the 48 KiB L1d of Ice Lake / Sapphire
 // Rapids cores while the 12 x kKC A sliver (12 KiB) streams from L2.
+// The cache blocking (kKC, kMC, kNC in gemm_kernel.h) is shared with AVX2, since kKC fixes
+// the pre-packed weight layout; the A block (kMC x kKC = 144 KiB) fits those cores' 1-2 MiB
+// L2 as it fits Zen 3's 512 KiB.
 #include <immintrin.h>
 
 #include "kernels/cpu/gemm_micro.h"

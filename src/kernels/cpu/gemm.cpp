@@ -362,7 +362,7 @@ void blas_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, cons
 // know it falls back to SSE ones ("Prescott", as on the Sapphire Rapids VM measured here),
 // which run at 35-40% of lumen's speed (2 threads: 14-26 vs 42-65 GFLOP/s per core).
 // With the AVX-512 micro-kernels (Sapphire Rapids VM, 1 thread, idle machine) lumen's packed
-// GEMM runs 120-153 GFLOP/s on the M >= 50 shapes above (AVX2: 61-84), level with OpenBLAS
+// GEMM runs mostly 120-153 GFLOP/s on the M >= 50 shapes above (AVX2: 61-84), level with OpenBLAS
 // forced to its AVX-512 SkylakeX kernels (0.92-1.02x at M = 400-577), so the rule stands.
 constexpr int64_t kBlasMinM = 512;
 

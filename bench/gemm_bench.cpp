@@ -1,4 +1,5 @@
-// GEMM throughput of lumen's packed AVX2 GEMM vs OpenBLAS on the model shapes, as GFLOP/s.
+// GEMM throughput of lumen's packed GEMM (AVX2 or AVX-512 micro-kernels, see LUMEN_CPU) vs
+// OpenBLAS on the model shapes, as GFLOP/s.
 // Not a test. Usage: gemm_bench [--threads 1,2] [--min-ms 150] [--filter substring]
 // Columns (all y[M,N] = x[M,K] W^T + b, W [N,K] nn.Linear layout):
 //   lumen     ops::linear forced to lumen's GEMM (packs W every call)
@@ -99,6 +100,8 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--filter")) filter = argv[i + 1];
   }
   std::printf("OpenBLAS core: %s (%s)\n", openblas_get_corename(), openblas_get_config());
+  std::printf("lumen micro-kernels: %s (LUMEN_CPU=avx2 forces the AVX2 ones)\n",
+              ops::cpu_path_name(ops::cpu_path()));
   std::printf("%-16s %5s %5s %5s %2s %4s %8s %8s %8s %8s %8s  %s\n", "shape", "M", "N", "K", "T", "time", "lumen", "packed",
               "blas", "blas-own", "auto", "packed/best-blas");
   // Thread counts run high to low, each over all shapes: the pool must only shrink once it

@@ -38,6 +38,29 @@ class KernelsTest : public ::testing::Test {
   void TearDown() override { ops::set_gemm_backend(ops::GemmBackend::Auto); }
 };
 
+// The tests of everything built on the packed GEMM (gemm, linear, linear_packed, weight
+// formats, attention) run once per micro-kernel set: AVX2 everywhere, AVX-512 where the CPU
+// has AVX-512F (skipped elsewhere, so a Zen 3 still tests AVX2).
+class KernelsPathTest : public KernelsTest, public ::testing::WithParamInterface<ops::CpuPath> {
+ protected:
+  void SetUp() override {
+    saved_ = ops::cpu_path();  // before any skip: TearDown restores it either way
+    if (!ops::cpu_path_supported(GetParam()))
+      GTEST_SKIP() << "this CPU cannot run the " << ops::cpu_path_name(GetParam()) << " kernels";
+    ops::set_cpu_path(GetParam());
+  }
+  void TearDown() override {
+    ops::set_cpu_path(saved_);
+    KernelsTest::TearDown();
+  }
+  ops::CpuPath saved_ = ops::CpuPath::Avx2;
+};
+
+INSTANTIATE_TEST_SUITE_P(CpuPaths, KernelsPathTest, ::testing::Values(ops::CpuPath::Avx2, ops::CpuPath::Avx512),
+                         [](const ::testing::TestParamInfo<ops::CpuPath>& info) {
+                           return std::string(ops::cpu_path_name(info.param));
+                         });
+
 // Runs fn the way threads = 1 would: from inside a pool worker, where every parallel_for
 // (and so every op) runs inline on one thread.
 template <typename F>
@@ -112,7 +135,7 @@ std::vector<GemmCase> gemm_cases() {
   return cases;
 }
 
-TEST_F(KernelsTest, GemmMatchesReferenceLumenBackend) {
+TEST_P(KernelsPathTest, GemmMatchesReferenceLumenBackend) {
   ops::set_gemm_backend(ops::GemmBackend::Lumen);
   uint32_t seed = 10;
   on_one_and_all_threads([&] {
@@ -130,7 +153,7 @@ TEST_F(KernelsTest, GemmMatchesReferenceOpenBlasAndAuto) {
   }
 }
 
-TEST_F(KernelsTest, GemmBetaZeroIgnoresGarbageInC) {
+TEST_P(KernelsPathTest, GemmBetaZeroIgnoresGarbageInC) {
   ops::set_gemm_backend(ops::GemmBackend::Lumen);
   const int64_t M = 9, N = 21, K = 300;
   auto A = random_vec(M * K, 1), B = random_vec(K * N, 2);
@@ -144,7 +167,7 @@ TEST_F(KernelsTest, GemmBetaZeroIgnoresGarbageInC) {
   for (float v : D) ASSERT_EQ(v, 1.f);
 }
 
-TEST_F(KernelsTest, GemmSameBitsOnOneAndTwoThreads) {
+TEST_P(KernelsPathTest, GemmSameBitsOnOneAndTwoThreads) {
   ops::set_gemm_backend(ops::GemmBackend::Lumen);
   for (const auto& c : gemm_cases()) {
     if (2.0 * c.M * c.N * c.K < 1e6) continue;  // runs single-threaded either way
@@ -153,6 +176,46 @@ TEST_F(KernelsTest, GemmSameBitsOnOneAndTwoThreads) {
     check_gemm(c, 77, &two);
     ASSERT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float))) << c.M << "x" << c.N << "x" << c.K;
   }
+}
+
+// Shapes around every tile edge of both kernel sets (AVX2 6 x 16, AVX-512 12 x 32: rows
+// 11-13, 23-25; columns one panel short, one panel, a panel over, two panels +- 1; K around
+// the kKC = 256 block), every operand layout and alpha/beta.
+TEST_P(KernelsPathTest, GemmTileEdges) {
+  ops::set_gemm_backend(ops::GemmBackend::Lumen);
+  const int64_t ms[] = {1, 5, 6, 7, 11, 12, 13, 18, 23, 24, 25, 37};
+  const int64_t ns[] = {15, 16, 17, 31, 32, 33, 48, 49, 65};
+  const int64_t ks[] = {1, 3, 255, 256, 257};
+  const float ab[][2] = {{1.f, 0.f}, {0.5f, -1.5f}, {-2.f, 1.f}};
+  uint32_t seed = 7000;
+  int n = 0;
+  single_threaded([&] {
+    for (int64_t M : ms)
+      for (int64_t N : ns)
+        for (int64_t K : ks) {
+          const auto& coef = ab[n % 3];
+          const int t = n % 4;
+          check_gemm({(t & 1) != 0, (t & 2) != 0, M, N, K, coef[0], coef[1], n % 2 ? 3 : 0}, seed += 3);
+          ++n;
+        }
+  });
+}
+
+TEST_F(KernelsTest, CpuPathSelection) {
+  const ops::CpuPath saved = ops::cpu_path();
+  EXPECT_TRUE(ops::cpu_path_supported(ops::CpuPath::Avx2));
+  ops::set_cpu_path(ops::CpuPath::Avx2);
+  EXPECT_EQ(ops::cpu_path(), ops::CpuPath::Avx2);
+  if (ops::cpu_path_supported(ops::CpuPath::Avx512)) {
+    ops::set_cpu_path(ops::CpuPath::Avx512);
+    EXPECT_EQ(ops::cpu_path(), ops::CpuPath::Avx512);
+  } else {
+    EXPECT_THROW(ops::set_cpu_path(ops::CpuPath::Avx512), Error);
+    EXPECT_EQ(ops::cpu_path(), ops::CpuPath::Avx2);
+  }
+  EXPECT_STREQ(ops::cpu_path_name(ops::CpuPath::Avx2), "avx2");
+  EXPECT_STREQ(ops::cpu_path_name(ops::CpuPath::Avx512), "avx512");
+  ops::set_cpu_path(saved);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -172,7 +235,7 @@ void check_linear_result(const std::vector<float>& y, const std::vector<float>& 
     }
 }
 
-TEST_F(KernelsTest, LinearAndPackedMatchReference) {
+TEST_P(KernelsPathTest, LinearAndPackedMatchReference) {
   const int64_t shapes[][3] = {{1, 1, 1},  {1, 37, 19}, {2, 64, 256}, {3, 70, 515}, {4, 33, 9},
                                {5, 100, 40}, {7, 17, 260}, {50, 130, 96}, {1, 300, 1030}, {13, 16, 16},
                                {12, 40, 33}, {17, 4200, 20}};
@@ -196,7 +259,32 @@ TEST_F(KernelsTest, LinearAndPackedMatchReference) {
   });
 }
 
-TEST_F(KernelsTest, PackLinearFromHalfTensors) {
+// linear / linear_packed (weights packed once, as at load time) with and without bias over
+// the same tile edges, single-threaded so one call covers the whole edge tile.
+TEST_P(KernelsPathTest, LinearPackedTileEdges) {
+  const int64_t ms[] = {1, 2, 3, 11, 12, 13, 25, 70};
+  const int64_t ns[] = {15, 16, 17, 32, 33, 47};
+  const int64_t ks[] = {7, 256, 300};
+  uint32_t seed = 8000;
+  single_threaded([&] {
+    for (int64_t M : ms)
+      for (int64_t N : ns)
+        for (int64_t K : ks) {
+          auto x = random_vec(M * K, ++seed), W = random_vec(N * K, ++seed), bias = random_vec(N, ++seed);
+          PackedWeight pw = ops::pack_linear(W.data(), N, K);
+          for (bool with_bias : {true, false}) {
+            std::vector<float> y(static_cast<size_t>(M * N), kInf);
+            ops::linear_packed(x.data(), M, pw, with_bias ? bias.data() : nullptr, y.data());
+            check_linear_result(y, x, W, with_bias ? bias : std::vector<float>{}, M, N, K, "linear_packed");
+            std::fill(y.begin(), y.end(), kInf);
+            ops::linear(x.data(), M, K, W.data(), N, with_bias ? bias.data() : nullptr, y.data());
+            check_linear_result(y, x, W, with_bias ? bias : std::vector<float>{}, M, N, K, "linear");
+          }
+        }
+  });
+}
+
+TEST_P(KernelsPathTest, PackLinearFromHalfTensors) {
   const int64_t M = 11, N = 45, K = 67;
   auto x = random_vec(M * K, 5), w = random_vec(N * K, 6);
   for (DType dt : {DType::F16, DType::BF16, DType::F32}) {
@@ -221,7 +309,7 @@ TEST_F(KernelsTest, PackLinearFromHalfTensors) {
   EXPECT_THROW(ops::linear_packed(x.data(), 1, PackedWeight{}, nullptr, nullptr), Error);
 }
 
-TEST_F(KernelsTest, LinearSameBitsOnOneAndTwoThreads) {
+TEST_P(KernelsPathTest, LinearSameBitsOnOneAndTwoThreads) {
   // 300 rows: linear_packed splits rows in pieces claimed on demand (cpu::row_piece_grain).
   const int64_t shapes[][3] = {{1, 1000, 300}, {3, 515, 400}, {50, 400, 300}, {130, 96, 200}, {300, 70, 64}};
   for (const auto& s : shapes) {
@@ -297,7 +385,7 @@ TEST_F(KernelsTest, QuantizeRowQ8_0MatchesReferenceAndBound) {
   EXPECT_THROW(ops::quantize_row_q8_0(x.data(), a.data(), 33), Error);
 }
 
-TEST_F(KernelsTest, LinearWeightFormatsMatchReference) {
+TEST_P(KernelsPathTest, LinearWeightFormatsMatchReference) {
   // K not a multiple of 8 (f16 tails) only where q8_0 allows it (K % 32 == 0 there).
   // N = 1100: the prefill path splits columns in several pieces claimed on demand.
   const int64_t shapes[][2] = {{37, 64}, {129, 96}, {5, 32}, {70, 320}, {33, 67}, {200, 1030}, {1100, 64}};
@@ -489,7 +577,7 @@ const AttnCase kAttnCases[] = {
     {70, 1, 2, 16, 0},    {150, 150, 4, 16, 2},  // 4 heads x 3 query blocks: K/V packed once per head
 };
 
-TEST_F(KernelsTest, AttentionMatchesReferenceForEveryMask) {
+TEST_P(KernelsPathTest, AttentionMatchesReferenceForEveryMask) {
   uint32_t seed = 40;
   on_one_and_all_threads([&] {
     for (const auto& c : kAttnCases)
@@ -499,7 +587,7 @@ TEST_F(KernelsTest, AttentionMatchesReferenceForEveryMask) {
   });
 }
 
-TEST_F(KernelsTest, AttentionEdgeCases) {
+TEST_P(KernelsPathTest, AttentionEdgeCases) {
   // Lk == 0: every query is fully masked -> zeros.
   std::vector<float> q(2 * 8, 1.f), out(2 * 8, 5.f);
   ops::attention(q.data(), 8, nullptr, 8, nullptr, 8, 2, 0, 1, 8, 1.f, AttentionMask{}, out.data(), 8);
@@ -514,7 +602,7 @@ TEST_F(KernelsTest, AttentionEdgeCases) {
   for (float o : out) EXPECT_EQ(o, 0.f);
 }
 
-TEST_F(KernelsTest, AttentionSameBitsOnOneAndTwoThreads) {
+TEST_P(KernelsPathTest, AttentionSameBitsOnOneAndTwoThreads) {
   for (const auto& c : kAttnCases) {
     std::vector<float> one, two;
     single_threaded([&] { check_attention(c, MaskKind::All, 3, &one); });

@@ -20,6 +20,7 @@
 #include "families/blip/blip.h"
 #include "families/blip2/blip2.h"
 #include "formats/json_config.h"
+#include "kernels/ops.h"
 
 namespace lumen::cli {
 namespace {
@@ -102,9 +103,9 @@ int print(const CaptionBenchArgs& a, const nlohmann::ordered_json& r) {
     std::printf("%s\n", r.dump(2).c_str());
     return 0;
   }
-  std::printf("%s %s  weights %s  threads %d  beams %d  %d new tokens  %d images (+%d warm-up)\n", a.what.c_str(),
-              r["arch"].get<std::string>().c_str(), r["quant"].get<std::string>().c_str(), num_threads(), a.beams,
-              a.max_new_tokens, a.images, a.warmup);
+  std::printf("%s %s  weights %s  threads %d  cpu %s  beams %d  %d new tokens  %d images (+%d warm-up)\n",
+              a.what.c_str(), r["arch"].get<std::string>().c_str(), r["quant"].get<std::string>().c_str(),
+              num_threads(), ops::cpu_path_name(ops::cpu_path()), a.beams, a.max_new_tokens, a.images, a.warmup);
   std::printf("  %-8s %8.3f captions/s  %8.3f s/caption  (encode %.3f s, decode %.3f s = %.1f tokens/s)\n", "lumen",
               r["captions_per_s"].get<double>(), r["s_per_caption"].get<double>(), r["encode_s"].get<double>(),
               r["decode_s"].get<double>(), r["decode_tokens_per_s"].get<double>());
@@ -188,6 +189,7 @@ int run_blip(const CaptionBenchArgs& a) {
                               {"quant", quant}, {"threads", num_threads()}, {"images", a.images},
                               {"new_tokens", a.max_new_tokens}, {"beams", a.beams}, {"image_size", S},
                               {"load_s", load_s}};
+  r["cpu"] = ops::cpu_path_name(ops::cpu_path());  // which GEMM micro-kernels ran
   time_captions(
       a, S, [&](const Tensor& px) { return blip->image_embeds(px); },
       [&](const Tensor& img) { return blip->caption_image(img, prompt, o); }, r);
@@ -255,6 +257,7 @@ int run_blip2(const CaptionBenchArgs& a) {
                               {"new_tokens", a.max_new_tokens}, {"beams", a.beams}, {"image_size", S},
                               {"prompt_tokens", prompt.size()}, {"load_s", load_s},
                               {"linear_weight_gib", weight_bytes / (1024.0 * 1024 * 1024)}};
+  r["cpu"] = ops::cpu_path_name(ops::cpu_path());  // which GEMM micro-kernels ran
   time_captions(
       a, S, [&](const Tensor& px) { return m->image_queries(px); },
       [&](const Tensor& queries) { return m->generate(prompt, queries, g); }, r);

@@ -12,6 +12,7 @@
 #include "bench/membw.h"
 #include "core/threads.h"
 #include "families/llava/llava.h"
+#include "kernels/ops.h"
 
 namespace lumen::cli {
 namespace {
@@ -95,7 +96,7 @@ int run_llava_bench(const LlavaBenchArgs& a) {
   const double fraction = bw_gbs > 0 ? achieved_gbs / bw_gbs : 0;
 
   nlohmann::ordered_json r = {
-      {"arch", a.arch}, {"quant", a.quant}, {"threads", num_threads()},
+      {"arch", a.arch}, {"quant", a.quant}, {"threads", num_threads()}, {"cpu", ops::cpu_path_name(ops::cpu_path())},
       {"weights_built_seconds", build_s},
       {"image_encode_seconds", image_s}, {"image_tokens", n_img},
       {"prefill_tokens", L}, {"prefill_seconds", prefill_s}, {"prefill_tokens_per_second", L / prefill_s},
@@ -108,7 +109,8 @@ int run_llava_bench(const LlavaBenchArgs& a) {
     std::printf("%s\n", r.dump(2).c_str());
     return 0;
   }
-  std::printf("llava %s  weights %s  threads %d\n", a.arch.c_str(), a.quant.c_str(), num_threads());
+  std::printf("llava %s  weights %s  threads %d  cpu %s\n", a.arch.c_str(), a.quant.c_str(), num_threads(),
+              ops::cpu_path_name(ops::cpu_path()));
   std::printf("  image encode (%lld tokens)  %8.2f s\n", static_cast<long long>(n_img), image_s);
   std::printf("  prefill %lld tokens         %8.2f s   %7.1f tokens/s\n", static_cast<long long>(L), prefill_s,
               L / prefill_s);

@@ -124,6 +124,16 @@ void convert_bf16_to_f32(const uint16_t* src, float* dst, int64_t n);
 enum class GemmBackend { Auto, Lumen, OpenBlas };
 void set_gemm_backend(GemmBackend backend);
 GemmBackend gemm_backend();
+// Which micro-kernels lumen's GEMM runs (gemm, linear, linear_packed, attention, converted
+// weights): AVX2 (the baseline every build needs) or AVX-512F (12 x 32 tiles). Default:
+// AVX-512 when the CPU has AVX-512F, unless the environment says LUMEN_CPU=avx2 (LUMEN_CPU=
+// avx512 makes a CPU without it an error). Process-wide; set_cpu_path of a path the CPU
+// lacks is an error.
+enum class CpuPath { Avx2, Avx512 };
+bool cpu_path_supported(CpuPath path);
+void set_cpu_path(CpuPath path);
+CpuPath cpu_path();
+const char* cpu_path_name(CpuPath path);  // "avx2", "avx512"
 // out[i, :] = table[ids[i], :]; table may be F32/F16/BF16; ids checked against the table rows.
 void embedding(const Tensor& table, const int64_t* ids, int64_t n, float* out);
 }  // namespace ops

@@ -1,5 +1,6 @@
-// Packed AVX2/FMA GEMM (see gemm_kernel.h for the layout), the public gemm / linear /
-// linear_packed ops, and the dispatch between this GEMM and OpenBLAS.
+// Packed GEMM (see gemm_kernel.h for the layout) with AVX2/FMA micro-kernels, or AVX-512F
+// ones (gemm_avx512.cpp) where the CPU has them; the public gemm / linear / linear_packed
+// ops, and the dispatch between this GEMM and OpenBLAS.
 #include <cblas.h>
 #include <immintrin.h>
 
@@ -13,121 +14,70 @@
 #include "core/half.h"
 #include "core/threads.h"
 #include "kernels/cpu/gemm_kernel.h"
+#include "kernels/cpu/gemm_micro.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/ops.h"
 
 namespace lumen::cpu {
 namespace {
 
-// ---- micro-kernel -------------------------------------------------------------------------
+// ---- micro-kernels -------------------------------------------------------------------------
 
-// Writes one row of a C tile: v0/v1 hold columns [0, 8) and [8, 16); nv = valid columns.
-inline void store_row(float* c, __m256 v0, __m256 v1, int64_t nv, bool first, const Epilogue& ep,
-                      const float* bias) {
-  const __m256 alpha = _mm256_set1_ps(ep.alpha);
-  if (nv == kNR) {
-    if (first) {
-      v0 = _mm256_mul_ps(v0, alpha);
-      v1 = _mm256_mul_ps(v1, alpha);
-      if (ep.beta != 0.f) {
-        const __m256 beta = _mm256_set1_ps(ep.beta);
-        v0 = _mm256_fmadd_ps(beta, _mm256_loadu_ps(c), v0);
-        v1 = _mm256_fmadd_ps(beta, _mm256_loadu_ps(c + 8), v1);
-      }
-      if (bias) {
-        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bias));
-        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bias + 8));
-      }
-    } else {
-      v0 = _mm256_fmadd_ps(v0, alpha, _mm256_loadu_ps(c));
-      v1 = _mm256_fmadd_ps(v1, alpha, _mm256_loadu_ps(c + 8));
-    }
-    _mm256_storeu_ps(c, v0);
-    _mm256_storeu_ps(c + 8, v1);
-    return;
-  }
-  const __m256i m0 = tail_mask(nv), m1 = tail_mask(nv - 8);
-  if (first) {
-    v0 = _mm256_mul_ps(v0, alpha);
-    v1 = _mm256_mul_ps(v1, alpha);
-    if (ep.beta != 0.f) {
-      const __m256 beta = _mm256_set1_ps(ep.beta);
-      v0 = _mm256_fmadd_ps(beta, _mm256_maskload_ps(c, m0), v0);
-      v1 = _mm256_fmadd_ps(beta, _mm256_maskload_ps(c + 8, m1), v1);
-    }
-    if (bias) {
-      v0 = _mm256_add_ps(v0, _mm256_maskload_ps(bias, m0));
-      v1 = _mm256_add_ps(v1, _mm256_maskload_ps(bias + 8, m1));
-    }
-  } else {
-    v0 = _mm256_fmadd_ps(v0, alpha, _mm256_maskload_ps(c, m0));
-    v1 = _mm256_fmadd_ps(v1, alpha, _mm256_maskload_ps(c + 8, m1));
-  }
-  _mm256_maskstore_ps(c, m0, v0);
-  _mm256_maskstore_ps(c + 8, m1, v1);
+// AVX2 vectors for the shared micro-kernel body (gemm_micro.h).
+struct Avx2 {
+  using T = __m256;
+  static constexpr int kLanes = 8;
+  static T zero() { return _mm256_setzero_ps(); }
+  static T load(const float* p) { return _mm256_load_ps(p); }
+  static T loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static T loadu_n(const float* p, int64_t n) { return _mm256_maskload_ps(p, tail_mask(n)); }
+  static void storeu(float* p, T v) { _mm256_storeu_ps(p, v); }
+  static void storeu_n(float* p, T v, int64_t n) { _mm256_maskstore_ps(p, tail_mask(n), v); }
+  static T broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static T set1(float x) { return _mm256_set1_ps(x); }
+  static T fmadd(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static T add(T a, T b) { return _mm256_add_ps(a, b); }
+  static T mul(T a, T b) { return _mm256_mul_ps(a, b); }
+};
+
+// Tile 6 x 16 (one B panel): 12 ymm accumulators + 2 B vectors + 1 broadcast of the 16
+// registers; per k 2 loads of B and 6 broadcasts feed 12 FMAs (see gemm_kernel.h).
+constexpr MicroKernels kAvx2Kernels = make_micro_kernels<Avx2, kMR, 1>("avx2");
+
+bool cpu_has_avx512() {
+  static const bool has = __builtin_cpu_supports("avx512f");  // also checks the OS saves zmm state
+  return has;
 }
 
-// C[MR_, :nv] (op)= A panel [kc, kMR] (first MR_ rows used) x B panel [kc, kNR].
-// The accumulators are named variables, not arrays: GCC keeps __m256 arrays in memory and
-// stores them every iteration, which halves the kernel's speed.
-template <int MR_>
-void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t nv, bool first,
-                  const Epilogue& ep, const float* bias) {
-  for (int i = 0; i < MR_; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-  const __m256 zero = _mm256_setzero_ps();
-  [[maybe_unused]] __m256 c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero;
-  [[maybe_unused]] __m256 c30 = zero, c31 = zero, c40 = zero, c41 = zero, c50 = zero, c51 = zero;
-  // Row r of the tile: broadcast op(A)[r][k] (at pa[r]) against B row (b0, b1).
-#define LUMEN_GEMM_ROW(r, pa, b0, b1, acc0, acc1)     \
-  if constexpr (MR_ > r) {                             \
-    const __m256 ar = _mm256_broadcast_ss((pa) + r);   \
-    acc0 = _mm256_fmadd_ps(ar, b0, acc0);              \
-    acc1 = _mm256_fmadd_ps(ar, b1, acc1);              \
-  }
-  int64_t k = 0;
-  if constexpr (MR_ <= 2) {
-    // Few rows give too few independent FMA chains to hide latency, so odd k accumulate into
-    // c2x/c3x (this is the decode / GEMV path of linear_packed).
-    for (; k + 2 <= kc; k += 2) {
-      const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-      const __m256 b2 = _mm256_load_ps(b + kNR), b3 = _mm256_load_ps(b + kNR + 8);
-      LUMEN_GEMM_ROW(0, a, b0, b1, c00, c01)
-      LUMEN_GEMM_ROW(1, a, b0, b1, c10, c11)
-      LUMEN_GEMM_ROW(0, a + kMR, b2, b3, c20, c21)
-      LUMEN_GEMM_ROW(1, a + kMR, b2, b3, c30, c31)
-      a += 2 * kMR;
-      b += 2 * kNR;
-    }
-    c00 = _mm256_add_ps(c00, c20);
-    c01 = _mm256_add_ps(c01, c21);
-    c10 = _mm256_add_ps(c10, c30);
-    c11 = _mm256_add_ps(c11, c31);
-  }
-#pragma GCC unroll 4
-  for (; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-    LUMEN_GEMM_ROW(0, a, b0, b1, c00, c01)
-    LUMEN_GEMM_ROW(1, a, b0, b1, c10, c11)
-    LUMEN_GEMM_ROW(2, a, b0, b1, c20, c21)
-    LUMEN_GEMM_ROW(3, a, b0, b1, c30, c31)
-    LUMEN_GEMM_ROW(4, a, b0, b1, c40, c41)
-    LUMEN_GEMM_ROW(5, a, b0, b1, c50, c51)
-    a += kMR;
-    b += kNR;
-  }
-#undef LUMEN_GEMM_ROW
-  store_row(c, c00, c01, nv, first, ep, bias);
-  if constexpr (MR_ > 1) store_row(c + ldc, c10, c11, nv, first, ep, bias);
-  if constexpr (MR_ > 2) store_row(c + 2 * ldc, c20, c21, nv, first, ep, bias);
-  if constexpr (MR_ > 3) store_row(c + 3 * ldc, c30, c31, nv, first, ep, bias);
-  if constexpr (MR_ > 4) store_row(c + 4 * ldc, c40, c41, nv, first, ep, bias);
-  if constexpr (MR_ > 5) store_row(c + 5 * ldc, c50, c51, nv, first, ep, bias);
+const MicroKernels& kernels_for(ops::CpuPath path) {
+  return path == ops::CpuPath::Avx512 ? avx512_micro_kernels() : kAvx2Kernels;
 }
 
-using MicroKernel = void (*)(int64_t, const float*, const float*, float*, int64_t, int64_t, bool, const Epilogue&,
-                             const float*);
-constexpr MicroKernel kKernels[kMR + 1] = {nullptr,          micro_kernel<1>, micro_kernel<2>, micro_kernel<3>,
-                                           micro_kernel<4>, micro_kernel<5>, micro_kernel<6>};
+// AVX-512 where the CPU has it, else AVX2. LUMEN_CPU=avx2 forces the baseline (to compare
+// the two in one binary, or to test it on an AVX-512 machine); LUMEN_CPU=avx512 insists.
+const MicroKernels& default_kernels() {
+  const char* env = std::getenv("LUMEN_CPU");
+  if (!env || !*env) return kernels_for(cpu_has_avx512() ? ops::CpuPath::Avx512 : ops::CpuPath::Avx2);
+  const std::string want = env;
+  if (want == "avx2") return kAvx2Kernels;
+  if (want == "avx512") {
+    LUMEN_CHECK(cpu_has_avx512(), "LUMEN_CPU=avx512, but this CPU has no AVX-512F (use avx2 or unset it)");
+    return avx512_micro_kernels();
+  }
+  fail("LUMEN_CPU=", want, ": unknown instruction set (expected avx2 or avx512)");
+}
+
+// The kernels macro_block runs (ops::set_cpu_path), chosen on first use.
+std::atomic<const MicroKernels*> g_kernels{nullptr};
+
+const MicroKernels& active_kernels() {
+  const MicroKernels* k = g_kernels.load(std::memory_order_acquire);
+  if (!k) {
+    k = &default_kernels();
+    g_kernels.store(k, std::memory_order_release);
+  }
+  return *k;
+}
 
 // ---- packing ------------------------------------------------------------------------------
 
@@ -206,22 +156,26 @@ void pack_a(bool trans_a, const float* A, int64_t lda, int64_t mc, int64_t kc, f
 void macro_block(bool trans_a, const float* A, int64_t lda, int64_t M, int64_t pc, int64_t kc, const float* Bblk,
                  int64_t panel_stride, int64_t jc, int64_t nc, const Epilogue& ep, float* C, int64_t ldc) {
   const bool first = pc == 0;
+  const MicroKernels& kernels = active_kernels();
   float* abuf = scratch(0, static_cast<size_t>(kMC * kKC + 8));  // + slack for pack_a's stores
   // Equal row blocks of at most kMC (577 rows -> 5 x ~116, not 4 x 144 + 1): a thin last
-  // block would stream the whole B block for a sliver of work.
+  // block would stream the whole B block for a sliver of work. Rounded to the tile's rows
+  // (kMC is a multiple of every tile's), so only the matrix's last tile can be short.
   const int64_t m_blocks = (M + kMC - 1) / kMC;
-  const int64_t mc_step = round_up((M + m_blocks - 1) / m_blocks, kMR);
+  const int64_t mc_step = round_up((M + m_blocks - 1) / m_blocks, kernels.mr);
   for (int64_t ic = 0; ic < M; ic += mc_step) {
     const int64_t mc = std::min(mc_step, M - ic);
     const float* a_src = trans_a ? A + pc * lda + ic : A + ic * lda + pc;
     pack_a(trans_a, a_src, lda, mc, kc, abuf);
-    for (int64_t jr = 0; jr < nc; jr += kNR) {
-      const int64_t nv = std::min(kNR, nc - jr);
+    for (int64_t jr = 0; jr < nc; jr += kernels.nr) {
+      const int64_t nv = std::min(kernels.nr, nc - jr);
+      const int64_t panels = (nv + kNR - 1) / kNR;
       const float* bpanel = Bblk + (jr / kNR) * panel_stride;
       const float* bias = first && ep.bias ? ep.bias + jc + jr : nullptr;
-      for (int64_t ir = 0; ir < mc; ir += kMR) {
-        const int64_t mr = std::min(kMR, mc - ir);
-        kKernels[mr](kc, abuf + ir * kc, bpanel, C + (ic + ir) * ldc + jc + jr, ldc, nv, first, ep, bias);
+      for (int64_t ir = 0; ir < mc; ir += kernels.mr) {
+        const int64_t mr = std::min(kernels.mr, mc - ir);
+        kernels.fn[mr][panels](kc, abuf + ir * kc, kc * kMR, bpanel, panel_stride, C + (ic + ir) * ldc + jc + jr, ldc,
+                               nv, first, ep, bias);
       }
     }
   }
@@ -407,6 +361,9 @@ void blas_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, cons
 // it takes M >= kBlasMinM -- but only when it runs AVX2-class kernels. On a CPU it does not
 // know it falls back to SSE ones ("Prescott", as on the Sapphire Rapids VM measured here),
 // which run at 35-40% of lumen's speed (2 threads: 14-26 vs 42-65 GFLOP/s per core).
+// With the AVX-512 micro-kernels (Sapphire Rapids VM, 1 thread, idle machine) lumen's packed
+// GEMM runs mostly 120-153 GFLOP/s on the M >= 50 shapes above (AVX2: 61-84), level with OpenBLAS
+// forced to its AVX-512 SkylakeX kernels (0.92-1.02x at M = 400-577), so the rule stands.
 constexpr int64_t kBlasMinM = 512;
 
 bool blas_has_avx2_kernels() {
@@ -479,6 +436,19 @@ constexpr int64_t kSmallM = 12;
 
 void set_gemm_backend(GemmBackend backend) { g_backend.store(backend); }
 GemmBackend gemm_backend() { return g_backend.load(); }
+
+bool cpu_path_supported(CpuPath path) { return path == CpuPath::Avx2 || cpu::cpu_has_avx512(); }
+
+void set_cpu_path(CpuPath path) {
+  LUMEN_CHECK(cpu_path_supported(path), "set_cpu_path: this CPU has no ", cpu_path_name(path), " (AVX-512F)");
+  cpu::g_kernels.store(&cpu::kernels_for(path), std::memory_order_release);
+}
+
+CpuPath cpu_path() {
+  return &cpu::active_kernels() == &cpu::kernels_for(CpuPath::Avx512) ? CpuPath::Avx512 : CpuPath::Avx2;
+}
+
+const char* cpu_path_name(CpuPath path) { return path == CpuPath::Avx512 ? "avx512" : "avx2"; }
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

@@ -10,6 +10,8 @@
 // micro-panel (kKC x 16 = 16 KiB) stays in L1 while the A block (<= kMC x kKC = 144 KiB)
 // streams from L2, and the B block (kKC x kNC = 4 MiB) from L3. The micro-kernel reaches
 // ~86% of the AVX2 FMA peak with everything in cache.
+// On CPUs with AVX-512F a 12 x 32 zmm micro-kernel (gemm_avx512.cpp) runs on the same packed
+// A and B (two A micro-panels, two B panels per tile), chosen at run time (ops::cpu_path).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -72,8 +74,30 @@ constexpr int64_t kMinRowPiece = 64;
 inline int64_t row_piece_grain(int64_t M, int64_t threads) {
   if (threads <= 1 || M < 2 * kMinRowPiece * threads) return 0;
   const int64_t per_piece = (M + 4 * threads - 1) / (4 * threads);
-  return round_up(per_piece > kMinRowPiece ? per_piece : kMinRowPiece, kMR);
+  // A multiple of both kernels' tile rows (AVX2 6, AVX-512 12): no short tile inside a piece.
+  return round_up(per_piece > kMinRowPiece ? per_piece : kMinRowPiece, 2 * kMR);
 }
+
+// A micro-kernel: C[mr rows, :nv] (op)= A [mr, kc] x B [kc, columns] with the epilogue, where
+// `first` says this is the first K block (see Epilogue) and bias is offset to the tile's first
+// column. a points at packed A micro-panels of kMR rows (row r in panel r / kMR, panels
+// a_panel_stride floats apart), b at packed B panels of kNR columns (panel_stride apart).
+using MicroKernel = void (*)(int64_t kc, const float* a, int64_t a_panel_stride, const float* b, int64_t b_panel_stride,
+                             float* c, int64_t ldc, int64_t nv, bool first, const Epilogue& ep, const float* bias);
+
+// One instruction set's micro-kernels: the full tile is mr x nr (nr a multiple of kNR), and
+// fn[m][p] computes an m-row, p-panel tile (1 <= m <= mr, 1 <= p <= nr / kNR).
+constexpr int kMaxTileRows = 12;
+constexpr int kMaxTilePanels = 2;
+struct MicroKernels {
+  const char* name;
+  int64_t mr, nr;
+  MicroKernel fn[kMaxTileRows + 1][kMaxTilePanels + 1];
+};
+
+// The AVX-512F kernels (gemm_avx512.cpp, the only code compiled for AVX-512). Call them
+// only when the CPU has AVX-512F.
+const MicroKernels& avx512_micro_kernels();
 
 // A reusable 64-byte-aligned float buffer (per thread, grows only).
 float* scratch(int slot, size_t floats);

@@ -39,6 +39,15 @@ nlohmann::ordered_json user_content(size_t images, const std::string& text) {
   return parts;
 }
 
+// The head every path's --json shares: {model, text, finish_reason, usage}, then its own fields.
+nlohmann::ordered_json answer_json(const RunArgs& a, const std::string& text, const std::string& finish_reason,
+                                   int64_t prompt_tokens, int64_t completion_tokens, int64_t images) {
+  return {{"model", a.model},
+          {"text", text},
+          {"finish_reason", finish_reason},
+          {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens}, {"images", images}}}};
+}
+
 int run_chat(const RunArgs& a, const VlmSession& s) {
   LUMEN_CHECK(!a.beams, "--beams: beam search is for BLIP / BLIP-2 checkpoints; a ", s.model().family(),
               " chat model samples or decodes greedily (see --temperature)");
@@ -67,14 +76,10 @@ int run_chat(const RunArgs& a, const VlmSession& s) {
   const double prefill_tps = r.prefill_seconds > 0 ? static_cast<double>(r.prompt_tokens) / r.prefill_seconds : 0;
   const double decode_tps = r.decode_seconds > 0 ? static_cast<double>(n) / r.decode_seconds : 0;
   if (a.common.json) {
-    nlohmann::ordered_json j = {
-        {"model", a.model},
-        {"text", r.text},
-        {"finish_reason", r.finish_reason},
-        {"tokens", r.tokens},
-        {"usage", {{"prompt_tokens", r.prompt_tokens}, {"completion_tokens", n}, {"images", p.images}}},
-        {"timings", {{"prefill_seconds", r.prefill_seconds}, {"decode_seconds", r.decode_seconds},
-                     {"prefill_tokens_per_second", prefill_tps}, {"decode_tokens_per_second", decode_tps}}}};
+    nlohmann::ordered_json j = answer_json(a, r.text, r.finish_reason, r.prompt_tokens, n, p.images);
+    j["tokens"] = r.tokens;
+    j["timings"] = {{"prefill_seconds", r.prefill_seconds}, {"decode_seconds", r.decode_seconds},
+                    {"prefill_tokens_per_second", prefill_tps}, {"decode_tokens_per_second", decode_tps}};
     // The documented extra field: entities (boxes in image pixels) parsed from the answer in
     // the family's box format (LLaVA: [x0, y0, x1, y1] in [0, 1]) or --box-format's.
     std::optional<grounding::Format> fmt;
@@ -128,15 +133,11 @@ int run_image_text(const RunArgs& a, const ImageTextSession& s) {
   ImageTextResult r = s.generate(decode_image_file(a.images[0], a.decode), a.prompt, o);
   const double tps = r.seconds > 0 ? static_cast<double>(r.new_tokens) / r.seconds : 0;
   if (a.common.json) {
-    nlohmann::ordered_json j = {
-        {"model", a.model},
-        {"text", r.text},
-        {"finish_reason", r.finish_reason},
-        {"tokens", r.tokens},
-        {"usage", {{"prompt_tokens", r.prompt_tokens}, {"completion_tokens", r.new_tokens}, {"images", 1}}},
-        {"timings", {{"total_seconds", r.seconds}, {"tokens_per_second", tps}}},
-        {"task", s.task()},
-        {"beams", o.num_beams}};
+    nlohmann::ordered_json j = answer_json(a, r.text, r.finish_reason, r.prompt_tokens, r.new_tokens, 1);
+    j["tokens"] = r.tokens;
+    j["timings"] = {{"total_seconds", r.seconds}, {"tokens_per_second", tps}};
+    j["task"] = s.task();
+    j["beams"] = o.num_beams;
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf("%s\n", r.text.c_str());
@@ -169,14 +170,10 @@ int run_grounding(const RunArgs& a, std::shared_ptr<const Model> model) {
   GroundingResult r = s.ground(decode_image_file(a.images[0], a.decode), a.prompt, run);
   const double tps = r.seconds > 0 ? static_cast<double>(r.new_tokens) / r.seconds : 0;
   if (a.common.json) {
-    nlohmann::ordered_json j = {
-        {"model", a.model},
-        {"text", r.grounded.text},
-        {"finish_reason", r.finish_reason},
-        {"usage", {{"prompt_tokens", r.prompt_tokens}, {"completion_tokens", r.new_tokens}, {"images", 1}}},
-        {"timings", {{"total_seconds", r.seconds}, {"tokens_per_second", tps}}},
-        {"raw", r.raw},
-        {"grounding", grounded_json(r.grounded)}};
+    nlohmann::ordered_json j = answer_json(a, r.grounded.text, r.finish_reason, r.prompt_tokens, r.new_tokens, 1);
+    j["timings"] = {{"total_seconds", r.seconds}, {"tokens_per_second", tps}};
+    j["raw"] = r.raw;
+    j["grounding"] = grounded_json(r.grounded);
     j["grounding"]["format"] = grounding::format_name(r.format);
     std::printf("%s\n", j.dump(2).c_str());
   } else {

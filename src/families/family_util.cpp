@@ -14,6 +14,20 @@
 
 namespace lumen {
 
+nlohmann::json clip_normalized_preprocessor(const std::string& type, nlohmann::json geometry) {
+  nlohmann::json pre = std::move(geometry);
+  pre.update({{"image_processor_type", type},
+              {"do_resize", true},
+              {"resample", 3},
+              {"do_rescale", true},
+              {"rescale_factor", 1.0 / 255.0},
+              {"do_normalize", true},
+              {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
+              {"image_std", {0.26862954, 0.26130258, 0.27577711}},
+              {"do_convert_rgb", true}});
+  return pre;
+}
+
 void write_checkpoint(const std::string& dir, const nlohmann::json& config, const nlohmann::json& preprocessor,
                       const std::vector<std::pair<std::string, Tensor>>& tensors) {
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) fail(dir, ": cannot create directory: ", std::strerror(errno));

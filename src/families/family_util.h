@@ -20,6 +20,11 @@ namespace lumen {
 void write_checkpoint(const std::string& dir, const nlohmann::json& config, const nlohmann::json& preprocessor,
                       const std::vector<std::pair<std::string, Tensor>>& tensors);
 
+// preprocessor_config.json of a make-tiny checkpoint whose processor normalises as OpenAI CLIP
+// does (CLIP, BLIP, BLIP-2, LLaVA, KOSMOS-2): `type` and its resize/crop fields (`geometry`),
+// plus what they all share: bicubic resampling, rescale by 1/255, CLIP mean/std, RGB.
+nlohmann::json clip_normalized_preprocessor(const std::string& type, nlohmann::json geometry);
+
 // From the projected (unnormalised) features: image_embeds / text_embeds (L2-normalised) and
 // logits_per_text [T, I] = scale * text @ image^T + bias, logits_per_image its transpose.
 void add_contrastive_outputs(TensorMap& out, const Tensor& image_features, const Tensor& text_features, float scale,

@@ -171,12 +171,9 @@ void make_tiny_clip(const MakeTinyOptions& o) {
   RandomInitVisitor init(o.seed);
   m.visit(init);
   const int64_t S = m.cfg.vision.image_size;
-  nlohmann::json pre = {{"image_processor_type", "CLIPImageProcessor"}, {"do_resize", true},
-                        {"size", {{"shortest_edge", S}}}, {"resample", 3}, {"do_center_crop", true},
-                        {"crop_size", {{"height", S}, {"width", S}}}, {"do_rescale", true},
-                        {"rescale_factor", 1.0 / 255.0}, {"do_normalize", true},
-                        {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
-                        {"image_std", {0.26862954, 0.26130258, 0.27577711}}, {"do_convert_rgb", true}};
+  nlohmann::json pre = clip_normalized_preprocessor(
+      "CLIPImageProcessor",
+      {{"size", {{"shortest_edge", S}}}, {"do_center_crop", true}, {"crop_size", {{"height", S}, {"width", S}}}});
   write_checkpoint(o.out_dir, cfg, pre, init.tensors());
 }
 

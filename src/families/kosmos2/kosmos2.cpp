@@ -447,12 +447,10 @@ void make_tiny_kosmos2(const MakeTinyOptions& o) {
   RandomInitVisitor init(o.seed);
   m.visit(init);
   // microsoft/kosmos-2-patch14-224 resizes to 224x224 without a crop.
-  nlohmann::json pre = {{"image_processor_type", "CLIPImageProcessor"}, {"do_resize", true},
-                        {"size", {{"height", S}, {"width", S}}}, {"resample", 3}, {"do_center_crop", false},
-                        {"crop_size", {{"height", S}, {"width", S}}}, {"do_rescale", true},
-                        {"rescale_factor", 1.0 / 255.0}, {"do_normalize", true},
-                        {"image_mean", {0.48145466, 0.4578275, 0.40821073}},
-                        {"image_std", {0.26862954, 0.26130258, 0.27577711}}, {"do_convert_rgb", true}};
+  nlohmann::json pre = clip_normalized_preprocessor(
+      "CLIPImageProcessor", {{"size", {{"height", S}, {"width", S}}},
+                             {"do_center_crop", false},
+                             {"crop_size", {{"height", S}, {"width", S}}}});
   write_checkpoint(o.out_dir, cfg, pre, init.tensors());
   nlohmann::json gen = {{"bos_token_id", text["bos_token_id"]}, {"eos_token_id", text["eos_token_id"]},
                         {"pad_token_id", pad}, {"do_sample", false}, {"max_new_tokens", 64}};
